@@ -16,11 +16,11 @@ export type ErrorCode =
   | 'EUNSUPPORTED'; // a tunnel type or feature we do not have
 
 export interface ErrorContext {
-  op?: string;
-  netns?: string;
-  iface?: string;
-  peer?: string;
-  field?: string;
+  op?: string | undefined;
+  netns?: string | undefined;
+  iface?: string | undefined;
+  peer?: string | undefined;
+  field?: string | undefined;
   [key: string]: string | number | undefined;
 }
 

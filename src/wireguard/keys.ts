@@ -7,6 +7,9 @@ import { inspect } from 'node:util';
 import { PeerpodError } from '../errors.js';
 
 const KEY_LEN = 32;
+// DER of an X25519 PKCS#8 private key up to its 32 key bytes (RFC 8410), and the SPKI length.
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const X25519_SPKI_LEN = 44;
 
 function decodeBase64Key(text: string, what: string): Buffer {
   // Strict: exactly 44 characters of standard base64 ending in one '='.
@@ -98,13 +101,15 @@ export class SecretKey {
   /** The public key of a private key. */
   publicKey(): PublicKey {
     if (this.kind !== 'private key') throw new PeerpodError('EINVAL', 'only a private key has a public key');
+    // PKCS#8 DER, not JWK: Node 20 refuses a private OKP JWK without its public `x`.
     const priv = createPrivateKey({
-      key: { kty: 'OKP', crv: 'X25519', d: this.#bytes.toString('base64url') },
-      format: 'jwk',
+      key: Buffer.concat([X25519_PKCS8_PREFIX, this.#bytes]),
+      format: 'der',
+      type: 'pkcs8',
     });
-    const jwk = createPublicKey(priv).export({ format: 'jwk' });
-    if (typeof jwk.x !== 'string') throw new PeerpodError('EINVAL', 'X25519 public key derivation failed');
-    return PublicKey.fromBytes(Buffer.from(jwk.x, 'base64url'));
+    const spki = createPublicKey(priv).export({ format: 'der', type: 'spki' });
+    if (spki.length !== X25519_SPKI_LEN) throw new PeerpodError('EINVAL', 'X25519 public key derivation failed');
+    return PublicKey.fromBytes(spki.subarray(spki.length - KEY_LEN));
   }
   toString(): string {
     return `[${this.kind} hidden]`;

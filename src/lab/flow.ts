@@ -1,0 +1,145 @@
+// The real CAA flow, run in a lab as separate processes: `wgctl inspect` in the worker's host netns,
+// apf.json written as CAA writes it, `peerpod-wg-agent setup` in the pod VM's root netns, then
+// `wgctl setup`. Used by the demo and the lab tests, so both exercise exactly what a user runs.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Exec, ExecResult } from '../exec.js';
+import { LAB, type Lab } from './lab.js';
+
+const CMD_DIR = fileURLToPath(new URL('../../cmd/', import.meta.url));
+export const WGCTL = join(CMD_DIR, 'wgctl.js');
+export const AGENT = join(CMD_DIR, 'peerpod-wg-agent.js');
+export const TRANSFER = fileURLToPath(new URL('./transfer.js', import.meta.url));
+
+export interface FlowOptions {
+  exec: Exec;
+  lab: Lab;
+  listenPort?: number;
+  keepalive?: number;
+}
+
+export class LabFlow {
+  readonly lab: Lab;
+  readonly #exec: Exec;
+  readonly listenPort: number;
+  readonly keepalive: number;
+  dir = '';
+  podNetworkJson: Record<string, unknown> = {};
+
+  constructor(opts: FlowOptions) {
+    this.lab = opts.lab;
+    this.#exec = opts.exec;
+    this.listenPort = opts.listenPort ?? 51900;
+    this.keepalive = opts.keepalive ?? 25;
+  }
+
+  get stateDir(): string {
+    return join(this.dir, 'state');
+  }
+  get runDir(): string {
+    return join(this.dir, 'run');
+  }
+  get apfPath(): string {
+    return join(this.dir, 'apf.json');
+  }
+  get podNetworkPath(): string {
+    return join(this.dir, 'pod-network.json');
+  }
+
+  async init(): Promise<void> {
+    this.dir = await mkdtemp(join(tmpdir(), `${this.lab.prefix}-`));
+  }
+
+  /** Run wgctl in the worker's host netns. */
+  wgctl(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ExecResult> {
+    return this.#exec(
+      ['ip', 'netns', 'exec', this.lab.ns.worker, process.execPath, WGCTL, ...args,
+        '--state-dir', this.stateDir, '--run-dir', this.runDir],
+      { env: { ...process.env, ...env }, okCodes: [0, 1, 2, 137, -1] },
+    );
+  }
+
+  /** Run the agent in the pod VM's root netns. */
+  agent(args: readonly string[]): Promise<ExecResult> {
+    return this.#exec(
+      ['ip', 'netns', 'exec', this.lab.ns.vm, process.execPath, AGENT, ...args, '--run-dir', join(this.dir, 'vm-run')],
+      { okCodes: [0, 1, 2] },
+    );
+  }
+
+  private static check(r: ExecResult, what: string): ExecResult {
+    if (r.code !== 0) throw new Error(`${what} exited with ${r.code}: ${r.stderr.trim()}`);
+    return r;
+  }
+
+  async inspect(): Promise<Record<string, unknown>> {
+    const r = LabFlow.check(
+      await this.wgctl(['inspect', '--netns', this.lab.path(this.lab.ns.pod), '--listen-port', String(this.listenPort),
+        '--keepalive', String(this.keepalive), '--output', this.podNetworkPath]),
+      'wgctl inspect',
+    );
+    void r;
+    const { readFile } = await import('node:fs/promises');
+    this.podNetworkJson = JSON.parse(await readFile(this.podNetworkPath, 'utf8')) as Record<string, unknown>;
+    const apf = { 'pod-network': this.podNetworkJson, 'pod-namespace': 'default', 'pod-name': `demo-${this.lab.prefix}` };
+    await writeFile(this.apfPath, JSON.stringify(apf, null, 2), { mode: 0o600 });
+    return this.podNetworkJson;
+  }
+
+  async agentSetup(): Promise<ExecResult> {
+    return LabFlow.check(
+      await this.agent(['setup', '--config', this.apfPath, '--pod-netns', this.lab.path(this.lab.ns.vmPod)]),
+      'peerpod-wg-agent setup',
+    );
+  }
+
+  async agentTeardown(): Promise<ExecResult> {
+    return LabFlow.check(
+      await this.agent(['teardown', '--config', this.apfPath, '--pod-netns', this.lab.path(this.lab.ns.vmPod)]),
+      'peerpod-wg-agent teardown',
+    );
+  }
+
+  setupArgs(): string[] {
+    return ['setup', '--netns', this.lab.path(this.lab.ns.pod), '--pod-vm-ip', LAB.vmIP, '--config', this.podNetworkPath];
+  }
+
+  async setup(env: NodeJS.ProcessEnv = {}): Promise<ExecResult> {
+    return LabFlow.check(await this.wgctl(this.setupArgs(), env), 'wgctl setup');
+  }
+
+  async teardown(): Promise<ExecResult> {
+    return LabFlow.check(
+      await this.wgctl(['teardown', '--netns', this.lab.path(this.lab.ns.pod), '--config', this.podNetworkPath]),
+      'wgctl teardown',
+    );
+  }
+
+  /** Everything, in the order CAA would do it. */
+  async up(): Promise<void> {
+    await this.inspect();
+    await this.agentSetup();
+    await this.setup();
+  }
+
+  /** Best-effort removal of everything this flow made, then the lab and the temp folder. */
+  async destroy(): Promise<void> {
+    const errors: unknown[] = [];
+    if (this.dir !== '') {
+      for (const f of [() => this.teardown(), () => this.agentTeardown()]) {
+        await f().catch((e: unknown) => errors.push(e));
+      }
+    }
+    await this.lab.destroy().catch((e: unknown) => errors.push(e));
+    if (this.dir !== '') await rm(this.dir, { recursive: true, force: true });
+    if (errors.length > 0 && process.env['PEERPOD_LAB_DEBUG']) console.warn('lab cleanup:', errors);
+  }
+}
+
+/** Parse "N packets transmitted, M received" from ping's summary. */
+export function pingReceived(out: string): { sent: number; received: number } {
+  const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(out);
+  return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
+}

@@ -1,0 +1,146 @@
+// Durable per-pod state of the worker side: one folder per pod under <state-dir>/pods/<id>/, with a
+// record (record.json) and the worker's private key (worker.key, mode 0600, never anywhere else).
+// Every write is atomic: temp file, fsync, rename, fsync of the folder. What the record means and
+// when it changes is the tunnel driver's business; this module only stores and loads.
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PeerpodError } from '../errors.js';
+import { SecretKey } from '../wireguard/keys.js';
+
+export const DEFAULT_STATE_DIR = '/var/lib/peerpod-wireguard';
+
+/** Where a pod's setup stands (see the state diagram in src/tunnel/wireguard/worker.ts). */
+export type PodPhase = 'inspected' | 'setting-up' | 'ready' | 'tearing-down';
+
+export interface PodRecord {
+  id: string;
+  netns: string;
+  tunnelType: string;
+  device: string;
+  podIP: string;
+  /** Public half of the pod VM's key pair; the private half went into apf.json only. */
+  vmPublicKey: string;
+  workerPublicKey: string;
+  vmListenPort: number;
+  keepalive: number;
+  mtu: number;
+  podVmIPs: string[];
+  phase: PodPhase;
+  updatedAt: string;
+}
+
+/** A pod's id: stable across restarts, derived from the only thing CAA always passes, the netns path. */
+export function podIdOf(netnsPath: string): string {
+  return createHash('sha256').update(netnsPath).digest('hex').slice(0, 12);
+}
+
+export interface PodStore {
+  readonly dir: string;
+  read(id: string): Promise<PodRecord | null>;
+  write(record: PodRecord): Promise<void>;
+  list(): Promise<PodRecord[]>;
+  remove(id: string): Promise<void>;
+  readKey(id: string, name: string): Promise<SecretKey | null>;
+  writeKey(id: string, name: string, key: SecretKey): Promise<void>;
+}
+
+async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.chmod(mode); // the umask may have narrowed or the file may have existed
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  const dh = await open(join(path, '..'), 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
+export class FilePodStore implements PodStore {
+  readonly dir: string;
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  private podDir(id: string): string {
+    if (!/^[0-9a-f]{12}$/.test(id)) throw new PeerpodError('EINVAL', `invalid pod id ${JSON.stringify(id)}`);
+    return join(this.dir, 'pods', id);
+  }
+
+  private async ensure(id: string): Promise<string> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const d = this.podDir(id);
+    await mkdir(d, { recursive: true, mode: 0o700 });
+    return d;
+  }
+
+  async read(id: string): Promise<PodRecord | null> {
+    const path = join(this.podDir(id), 'record.json');
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new PeerpodError('ESTATE', `cannot read ${path}`, { op: 'state-read' }, e);
+    }
+    try {
+      return JSON.parse(text) as PodRecord;
+    } catch (e) {
+      throw new PeerpodError('ESTATE', `state file ${path} is not valid JSON`, { op: 'state-read' }, e);
+    }
+  }
+
+  async write(record: PodRecord): Promise<void> {
+    const d = await this.ensure(record.id);
+    await writeAtomic(join(d, 'record.json'), JSON.stringify(record, null, 2) + '\n', 0o600);
+  }
+
+  async list(): Promise<PodRecord[]> {
+    let ids: string[];
+    try {
+      ids = await readdir(join(this.dir, 'pods'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    const out: PodRecord[] = [];
+    for (const id of ids.filter((i) => /^[0-9a-f]{12}$/.test(i)).sort()) {
+      const r = await this.read(id);
+      if (r !== null) out.push(r);
+    }
+    return out;
+  }
+
+  async remove(id: string): Promise<void> {
+    await rm(this.podDir(id), { recursive: true, force: true });
+  }
+
+  async readKey(id: string, name: string): Promise<SecretKey | null> {
+    const path = join(this.podDir(id), `${name}.key`);
+    try {
+      const st = await stat(path);
+      if ((st.mode & 0o077) !== 0) {
+        throw new PeerpodError('ESTATE', `key file ${path} is readable by others (mode ${(st.mode & 0o777).toString(8)}); expected 0600`, {
+          op: 'state-read',
+        });
+      }
+      return SecretKey.fromBase64('private key', (await readFile(path, 'utf8')).trim());
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
+  async writeKey(id: string, name: string, key: SecretKey): Promise<void> {
+    const d = await this.ensure(id);
+    await writeAtomic(join(d, `${name}.key`), key.reveal() + '\n', 0o600);
+  }
+}

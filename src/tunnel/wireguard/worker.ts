@@ -1,0 +1,292 @@
+// The worker side of the `wireguard` tunnel: the three verbs CAA calls, per pod netns.
+//
+//   inspect ──▶ [inspected] ──setup──▶ [setting-up] ──ok──▶ [ready]
+//                   ▲                      │ fail: roll back the network, keep the keys
+//                   └──────────────────────┘
+//   teardown (from any phase, or none): remove everything, then the state folder. Idempotent.
+//
+// inspect reads the pod netns, makes the pod's key pairs and a preshared key, keeps the worker's
+// private key in the state folder (0600) and returns the tunnel section for apf.json (with the
+// pod VM's private key: apf.json is its only legitimate destination). setup creates the device in
+// the host netns (where its UDP socket must live), configures it, moves it into the pod netns and
+// routes the pod IP through it (worker-plumbing.ts). Every step compares with what the kernel and
+// the device report, so setup re-run after a crash converges, and never rewrites an endpoint that
+// is already in place.
+import { PeerpodError, isPeerpodError } from '../../errors.js';
+import type { Netns, NetnsFactory } from '../../netns/netns.js';
+import type { PodStore, PodRecord } from '../../state/store.js';
+import { podIdOf } from '../../state/store.js';
+import type { WireGuardBackend } from '../../wireguard/backend.js';
+import type { DeviceConfig, PeerConfig } from '../../wireguard/config.js';
+import { generateKeyPair, generatePresharedKey, PublicKey, type SecretKey } from '../../wireguard/keys.js';
+import type { PodNetwork, WireguardTunnel } from '../../podnetwork/types.js';
+import { inspectPodNetns, toPodNetwork } from '../inspect-pod.js';
+import { workerDeviceName } from './names.js';
+import { applyPodPlumbing, removePodPlumbing } from './worker-plumbing.js';
+
+/** IPv4 + UDP + WireGuard's own header and tag. 80 covers an IPv6 underlay too. */
+export const WIREGUARD_OVERHEAD = 80;
+export const DEFAULT_LISTEN_PORT = 51900;
+export const DEFAULT_KEEPALIVE = 25;
+
+export interface WorkerSetupRequest {
+  netns: string;
+  podVmIPs: readonly string[];
+  podNetwork: PodNetwork;
+}
+
+export interface WorkerTeardownRequest {
+  netns: string;
+}
+
+export interface WorkerDriverDeps {
+  backend: WireGuardBackend;
+  netns: NetnsFactory;
+  store: PodStore;
+  /** Clock, for records. */
+  now?: () => Date;
+  /** Called after each setup step; crash tests use it to stop the process at a chosen point. */
+  onStep?: (step: SetupStep) => void;
+}
+
+export type SetupStep = 'recorded' | 'created' | 'configured' | 'moved' | 'plumbed';
+export const SETUP_STEPS: readonly SetupStep[] = ['recorded', 'created', 'configured', 'moved', 'plumbed'];
+
+export interface InspectOptions {
+  listenPort?: number;
+  keepalive?: number;
+}
+
+export class WireguardWorkerDriver {
+  readonly type = 'wireguard' as const;
+  readonly #d: WorkerDriverDeps;
+
+  constructor(deps: WorkerDriverDeps) {
+    this.#d = deps;
+  }
+
+  private now(): string {
+    return (this.#d.now?.() ?? new Date()).toISOString();
+  }
+
+
+  async inspect(netnsPath: string, opts: InspectOptions = {}): Promise<PodNetwork> {
+    const ns = this.#d.netns.at(netnsPath);
+    const pod = await inspectPodNetns(ns);
+    const id = podIdOf(netnsPath);
+    const { store } = this.#d;
+    // Inspect twice for the same pod gives the same worker key, so a retried CreateVM stays valid
+    // with a tunnel that may already be set up.
+    let workerKey = await store.readKey(id, 'worker');
+    if (workerKey === null) {
+      workerKey = generateKeyPair().privateKey;
+      await store.writeKey(id, 'worker', workerKey);
+    }
+    const vm = generateKeyPair();
+    const mtu = Math.min(pod.mtu, (await this.#d.netns.host().defaultRouteMtu()) - WIREGUARD_OVERHEAD);
+    const wireguard: WireguardTunnel = {
+      type: 'wireguard',
+      privateKey: vm.privateKey,
+      peerPublicKey: workerKey.publicKey(),
+      presharedKey: generatePresharedKey(),
+      listenPort: opts.listenPort ?? DEFAULT_LISTEN_PORT,
+      persistentKeepalive: opts.keepalive ?? DEFAULT_KEEPALIVE,
+      mtu,
+    };
+    const previous = await store.read(id);
+    await store.write({
+      id,
+      netns: netnsPath,
+      tunnelType: this.type,
+      device: workerDeviceName(id),
+      podIP: pod.podIP,
+      vmPublicKey: vm.publicKey.toBase64(),
+      workerPublicKey: wireguard.peerPublicKey.toBase64(),
+      vmListenPort: wireguard.listenPort,
+      keepalive: wireguard.persistentKeepalive,
+      mtu,
+      podVmIPs: previous?.podVmIPs ?? [],
+      phase: previous?.phase ?? 'inspected',
+      updatedAt: this.now(),
+    });
+    return toPodNetwork(pod, wireguard);
+  }
+
+  async setup(req: WorkerSetupRequest): Promise<PodRecord> {
+    const id = podIdOf(req.netns);
+    const wireguard = wireguardOf(req.podNetwork, req.netns);
+    const podIP = req.podNetwork.podIp.address;
+    const podInterface = req.podNetwork.interfaceName;
+    const { store, backend } = this.#d;
+    const ctx = { op: 'setup', netns: req.netns };
+    const podNs = this.#d.netns.at(req.netns);
+    if (!(await podNs.exists())) {
+      throw new PeerpodError('ENOTFOUND', `pod netns ${req.netns} does not exist`, ctx);
+    }
+    const record = await store.read(id);
+    const workerKey = await store.readKey(id, 'worker');
+    if (record === null || workerKey === null) {
+      throw new PeerpodError('ESTATE', `no tunnel state for pod netns ${req.netns}: run inspect for this pod first`, ctx);
+    }
+    if (!workerKey.publicKey().equals(wireguard.peerPublicKey)) {
+      throw new PeerpodError(
+        'EINVAL',
+        `pod-network.wireguard.peer-public-key does not match the worker key kept for pod netns ${req.netns}: ` +
+          'the config comes from another inspect',
+        { ...ctx, field: 'pod-network.wireguard.peer-public-key' },
+      );
+    }
+    const endpointIP = req.podVmIPs[0];
+    if (endpointIP === undefined) {
+      throw new PeerpodError('EINVAL', 'no pod VM IP given: expected at least one IPv4 or IPv6 address', {
+        ...ctx,
+        field: 'pod-vm-ip',
+      });
+    }
+    await podNs.requireLink(podInterface, 'setup');
+
+    const device = record.device;
+    const vmIPsChanged = record.podVmIPs.join(',') !== req.podVmIPs.join(',');
+    const next: PodRecord = {
+      ...record,
+      podIP,
+      vmPublicKey: wireguard.privateKey.publicKey().toBase64(),
+      vmListenPort: wireguard.listenPort,
+      keepalive: wireguard.persistentKeepalive,
+      mtu: wireguard.mtu,
+      podVmIPs: [...req.podVmIPs],
+      phase: 'setting-up',
+      updatedAt: this.now(),
+    };
+    await store.write(next);
+    const step = (s: SetupStep): void => this.#d.onStep?.(s);
+    step('recorded');
+    try {
+      const host = this.#d.netns.host();
+      const inPod = await podNs.link(device);
+      if (inPod === null) {
+        // Born here, so its UDP socket stays in the host netns when the TUN moves to the pod.
+        await backend.create(device, { mtu: wireguard.mtu });
+      }
+      step('created');
+      await this.configureDevice(device, workerKey, next, wireguard, vmIPsChanged, endpointIP);
+      step('configured');
+      if (inPod === null) {
+        await host.ip(['link', 'set', 'dev', device, 'netns', req.netns], 'move device into the pod netns', device);
+      }
+      step('moved');
+      await applyPodPlumbing(podNs, { device, podInterface, podIP });
+      step('plumbed');
+    } catch (e) {
+      const err = new PeerpodError('ESETUP', `tunnel setup for pod netns ${req.netns} failed and was rolled back`, {
+        ...ctx,
+        iface: device,
+      }, e);
+      try {
+        await this.removeNetwork(record.device, req.netns, podIP, podInterface);
+        await store.write({ ...next, phase: 'inspected', updatedAt: this.now() });
+      } catch (cleanup) {
+        err.cleanupErrors.push(cleanup);
+      }
+      throw err;
+    }
+    const ready: PodRecord = { ...next, phase: 'ready', updatedAt: this.now() };
+    await store.write(ready);
+    return ready;
+  }
+
+  /** Bring the device's WireGuard config to what is wanted, touching only what differs. */
+  private async configureDevice(
+    device: string,
+    workerKey: SecretKey,
+    record: PodRecord,
+    wireguard: WireguardTunnel,
+    vmIPsChanged: boolean,
+    endpointIP: string,
+  ): Promise<void> {
+    const { backend } = this.#d;
+    const actual = await backend.device(device);
+    const vmKey = PublicKey.fromBase64(record.vmPublicKey);
+    const peer = actual.peers.find((p) => p.publicKey.equals(vmKey));
+    const change: DeviceConfig = {};
+    if (actual.privateKey === null || !actual.privateKey.equals(workerKey)) change.privateKey = workerKey;
+    const others = actual.peers.filter((p) => !p.publicKey.equals(vmKey));
+    if (others.length > 0) change.replacePeers = true;
+    const want: PeerConfig = { publicKey: vmKey };
+    let touched = false;
+    const psk = wireguard.presharedKey ?? null;
+    if (peer === undefined || !sameSecret(peer.presharedKey, psk)) {
+      want.presharedKey = psk;
+      touched = true;
+    }
+    // The endpoint is set when the peer is new, has none, or CAA gave new VM IPs. An endpoint that
+    // is in place may have been learned through NAT, and is never overwritten otherwise.
+    if (peer === undefined || peer.endpoint === null || vmIPsChanged) {
+      want.endpoint = formatEndpoint(endpointIP, wireguard.listenPort);
+      touched = true;
+    }
+    const allowed = [`${record.podIP}/32`];
+    if (peer === undefined || peer.allowedIPs.join(',') !== allowed.join(',')) {
+      want.replaceAllowedIPs = true;
+      want.allowedIPs = allowed;
+      touched = true;
+    }
+    if (peer === undefined || peer.persistentKeepalive !== wireguard.persistentKeepalive) {
+      want.persistentKeepalive = wireguard.persistentKeepalive;
+      touched = true;
+    }
+    if (touched || change.replacePeers === true) change.peers = [want];
+    if (Object.keys(change).length > 0) await backend.configure(device, change);
+  }
+
+  /** Remove the tunnel's routing and device, wherever setup got to. */
+  private async removeNetwork(device: string, netnsPath: string, podIP?: string, podInterface?: string): Promise<void> {
+    const podNs: Netns = this.#d.netns.at(netnsPath);
+    if (await podNs.exists()) {
+      const p: Parameters<typeof removePodPlumbing>[1] = { device };
+      if (podIP !== undefined) p.podIP = podIP;
+      if (podInterface !== undefined) p.podInterface = podInterface;
+      await removePodPlumbing(podNs, p);
+    }
+    await this.#d.backend.remove(device);
+  }
+
+  async teardown(req: WorkerTeardownRequest): Promise<void> {
+    const id = podIdOf(req.netns);
+    const record = await this.#d.store.read(id).catch((e: unknown) => {
+      if (isPeerpodError(e, 'ESTATE')) return null; // a corrupt record must not block the teardown
+      throw e;
+    });
+    const device = record?.device ?? workerDeviceName(id);
+    try {
+      await this.removeNetwork(device, req.netns, record?.podIP);
+    } catch (e) {
+      throw new PeerpodError('ETEARDOWN', `tunnel teardown for pod netns ${req.netns} failed`, {
+        op: 'teardown',
+        netns: req.netns,
+        iface: device,
+      }, e);
+    }
+    await this.#d.store.remove(id);
+  }
+}
+
+export function formatEndpoint(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+export function sameSecret(a: SecretKey | null, b: SecretKey | null): boolean {
+  return a === null || b === null ? a === b : a.equals(b);
+}
+
+/** The WireGuard options of a pod-network, or a clear error naming the field. */
+export function wireguardOf(p: PodNetwork, netns: string): WireguardTunnel {
+  if (p.tunnel.type !== 'wireguard') {
+    throw new PeerpodError(
+      'EINVAL',
+      `pod-network.tunnel-type is "${p.tunnel.type}", but this is the wireguard driver`,
+      { op: 'setup', netns, field: 'pod-network.tunnel-type' },
+    );
+  }
+  return p.tunnel;
+}
