@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { PeerpodError } from '../src/errors.js';
 import { parsePodNetwork, podNetworkToJson } from '../src/podnetwork/schema.js';
 import { DEFAULT_STATE_DIR, FilePodStore } from '../src/state/store.js';
-import { tunnelState } from '../src/tunnel/health.js';
+import { tunnelStatus } from '../src/tunnel/status.js';
 import {
   DEFAULT_KEEPALIVE,
   DEFAULT_LISTEN_PORT,
@@ -16,7 +16,6 @@ import {
   WireguardWorkerDriver,
   type SetupStep,
 } from '../src/tunnel/wireguard/worker.js';
-import { PublicKey } from '../src/wireguard/keys.js';
 import { fail, makeRuntime } from './wiring.js';
 
 const HELP = `wgctl: WireGuard tunnels between this worker node and its peer-pod VMs
@@ -142,16 +141,16 @@ async function main(argv: string[]): Promise<void> {
   });
   const store = new FilePodStore(values['state-dir'] ?? process.env['WG_STATE_DIR'] ?? DEFAULT_STATE_DIR);
   const onStep = crashHook();
-  const driver = new WireguardWorkerDriver({ backend: rt.backend, netns: rt.netns, store, ...(onStep ? { onStep } : {}) });
+  const listenPort = intFlag(values['listen-port'], 'WG_PORT', 'listen-port', 1, 65535);
+  const keepalive = intFlag(values.keepalive, 'WG_KEEPALIVE', 'keepalive', 0, 65535);
+  const driver = new WireguardWorkerDriver(
+    { backend: rt.backend, netns: rt.netns, store, ...(onStep ? { onStep } : {}) },
+    { ...(listenPort === undefined ? {} : { listenPort }), ...(keepalive === undefined ? {} : { keepalive }) },
+  );
 
   if (verb === 'inspect') {
     const netns = required(values.netns, 'netns', 'the pod netns path, e.g. /run/netns/cni-1234');
-    const listenPort = intFlag(values['listen-port'], 'WG_PORT', 'listen-port', 1, 65535);
-    const keepalive = intFlag(values.keepalive, 'WG_KEEPALIVE', 'keepalive', 0, 65535);
-    const pn = await driver.inspect(netns, {
-      ...(listenPort === undefined ? {} : { listenPort }),
-      ...(keepalive === undefined ? {} : { keepalive }),
-    });
+    const pn = await driver.inspect(netns);
     const text = JSON.stringify(podNetworkToJson(pn), null, 2) + '\n';
     if (values.output !== undefined) await writeFile(values.output, text, { mode: 0o600 });
     else process.stdout.write(text);
@@ -171,7 +170,7 @@ async function main(argv: string[]): Promise<void> {
     const pn = parsePodNetwork(await readConfig(required(values.config, 'config', 'the pod-network JSON from inspect')));
     const rec = await driver.setup({ netns, podVmIPs: ips, podNetwork: pn });
     rt.log.info({ netns, device: rec.device, op: 'setup' }, 'tunnel set up');
-    process.stdout.write(`tunnel ${rec.device} set up in ${netns} to ${ips[0] ?? ''}:${rec.vmListenPort}\n`);
+    process.stdout.write(`tunnel ${rec.device} set up in ${netns} to ${ips[0] ?? ''}\n`);
   } else if (verb === 'teardown') {
     const netns = required(values.netns, 'netns', 'the pod netns path');
     if (values.config !== undefined) parsePodNetwork(await readConfig(values.config)); // validate only
@@ -180,23 +179,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`tunnel for ${netns} torn down\n`);
   } else {
     const now = Math.floor(Date.now() / 1000);
-    const rows = [];
-    for (const r of await store.list()) {
-      const dev = await rt.backend.device(r.device).catch(() => null);
-      const vmKey = PublicKey.fromBase64(r.vmPublicKey);
-      const peer = dev?.peers.find((p) => p.publicKey.equals(vmKey)) ?? null;
-      rows.push({
-        netns: r.netns,
-        device: r.device,
-        endpoint: peer?.endpoint ?? null,
-        latestHandshake: peer?.lastHandshakeSec ?? 0,
-        rxBytes: peer?.rxBytes ?? 0,
-        txBytes: peer?.txBytes ?? 0,
-        keepalive: peer?.persistentKeepalive ?? r.keepalive,
-        phase: r.phase,
-        state: tunnelState(peer, now),
-      });
-    }
+    const rows = await tunnelStatus(await store.list(), { backend: rt.backend, netns: rt.netns }, now);
     if (values.json === true) {
       process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
       return;

@@ -13,22 +13,34 @@ export const DEFAULT_STATE_DIR = '/var/lib/peerpod-wireguard';
 /** Where a pod's setup stands (see the state diagram in src/tunnel/wireguard/worker.ts). */
 export type PodPhase = 'inspected' | 'setting-up' | 'ready' | 'tearing-down';
 
-export interface PodRecord {
+interface PodRecordBase {
   id: string;
   netns: string;
-  tunnelType: string;
   device: string;
   podIP: string;
-  /** Public half of the pod VM's key pair; the private half went into apf.json only. */
-  vmPublicKey: string;
-  workerPublicKey: string;
-  vmListenPort: number;
-  keepalive: number;
   mtu: number;
   podVmIPs: string[];
   phase: PodPhase;
   updatedAt: string;
 }
+
+export interface WireguardPodRecord extends PodRecordBase {
+  tunnelType: 'wireguard';
+  /** Public half of the pod VM's key pair; the private half went into apf.json only. */
+  vmPublicKey: string;
+  workerPublicKey: string;
+  vmListenPort: number;
+  keepalive: number;
+}
+
+export interface VxlanPodRecord extends PodRecordBase {
+  tunnelType: 'vxlan';
+  vni: number;
+  port: number;
+}
+
+/** One pod's durable state; the fields after the base depend on the tunnel type. */
+export type PodRecord = WireguardPodRecord | VxlanPodRecord;
 
 /** A pod's id: stable across restarts, derived from the only thing CAA always passes, the netns path. */
 export function podIdOf(netnsPath: string): string {

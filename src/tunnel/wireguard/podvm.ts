@@ -8,21 +8,11 @@ import type { NetnsFactory } from '../../netns/netns.js';
 import type { WireGuardBackend } from '../../wireguard/backend.js';
 import type { DeviceConfig, PeerConfig } from '../../wireguard/config.js';
 import { formatIpPrefix } from '../../podnetwork/ip.js';
-import type { PodNetwork, WireguardTunnel } from '../../podnetwork/types.js';
+import type { WireguardTunnel } from '../../podnetwork/types.js';
+import type { PodVmSetupRequest, PodVmSetupResult, PodVmTunnelDriver } from '../driver.js';
 import { podVmDeviceName } from './names.js';
 import { WIREGUARD_OVERHEAD, sameSecret, wireguardOf } from './worker.js';
 
-export interface PodVmSetupRequest {
-  podNetns: string;
-  podNetwork: PodNetwork;
-}
-
-export interface PodVmSetupResult {
-  device: string;
-  interface: string;
-  mtu: number;
-  adopted: boolean;
-}
 
 export interface PodVmDriverDeps {
   backend: WireGuardBackend;
@@ -31,7 +21,7 @@ export interface PodVmDriverDeps {
 
 const RTPROT_KERNEL = 2;
 
-export class WireguardPodVmDriver {
+export class WireguardPodVmDriver implements PodVmTunnelDriver {
   readonly type = 'wireguard' as const;
   readonly #d: PodVmDriverDeps;
 

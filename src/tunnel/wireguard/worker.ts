@@ -14,7 +14,8 @@
 // is already in place.
 import { PeerpodError, isPeerpodError } from '../../errors.js';
 import type { Netns, NetnsFactory } from '../../netns/netns.js';
-import type { PodStore, PodRecord } from '../../state/store.js';
+import type { PodStore, PodRecord, WireguardPodRecord } from '../../state/store.js';
+import type { WorkerSetupRequest, WorkerTeardownRequest, WorkerTunnelDriver } from '../driver.js';
 import { podIdOf } from '../../state/store.js';
 import type { WireGuardBackend } from '../../wireguard/backend.js';
 import type { DeviceConfig, PeerConfig } from '../../wireguard/config.js';
@@ -29,16 +30,6 @@ export const WIREGUARD_OVERHEAD = 80;
 export const DEFAULT_LISTEN_PORT = 51900;
 export const DEFAULT_KEEPALIVE = 25;
 
-export interface WorkerSetupRequest {
-  netns: string;
-  podVmIPs: readonly string[];
-  podNetwork: PodNetwork;
-}
-
-export interface WorkerTeardownRequest {
-  netns: string;
-}
-
 export interface WorkerDriverDeps {
   backend: WireGuardBackend;
   netns: NetnsFactory;
@@ -52,17 +43,23 @@ export interface WorkerDriverDeps {
 export type SetupStep = 'recorded' | 'created' | 'configured' | 'moved' | 'plumbed';
 export const SETUP_STEPS: readonly SetupStep[] = ['recorded', 'created', 'configured', 'moved', 'plumbed'];
 
-export interface InspectOptions {
+export interface WireguardWorkerOptions {
+  /** The pod VM's UDP port (WG_PORT). */
   listenPort?: number;
+  /** PersistentKeepalive in seconds (WG_KEEPALIVE). */
   keepalive?: number;
 }
 
-export class WireguardWorkerDriver {
+export class WireguardWorkerDriver implements WorkerTunnelDriver {
   readonly type = 'wireguard' as const;
   readonly #d: WorkerDriverDeps;
+  readonly #listenPort: number;
+  readonly #keepalive: number;
 
-  constructor(deps: WorkerDriverDeps) {
+  constructor(deps: WorkerDriverDeps, opts: WireguardWorkerOptions = {}) {
     this.#d = deps;
+    this.#listenPort = opts.listenPort ?? DEFAULT_LISTEN_PORT;
+    this.#keepalive = opts.keepalive ?? DEFAULT_KEEPALIVE;
   }
 
   private now(): string {
@@ -70,7 +67,7 @@ export class WireguardWorkerDriver {
   }
 
 
-  async inspect(netnsPath: string, opts: InspectOptions = {}): Promise<PodNetwork> {
+  async inspect(netnsPath: string): Promise<PodNetwork> {
     const ns = this.#d.netns.at(netnsPath);
     const pod = await inspectPodNetns(ns);
     const id = podIdOf(netnsPath);
@@ -89,8 +86,8 @@ export class WireguardWorkerDriver {
       privateKey: vm.privateKey,
       peerPublicKey: workerKey.publicKey(),
       presharedKey: generatePresharedKey(),
-      listenPort: opts.listenPort ?? DEFAULT_LISTEN_PORT,
-      persistentKeepalive: opts.keepalive ?? DEFAULT_KEEPALIVE,
+      listenPort: this.#listenPort,
+      persistentKeepalive: this.#keepalive,
       mtu,
     };
     const previous = await store.read(id);
@@ -128,6 +125,9 @@ export class WireguardWorkerDriver {
     if (record === null || workerKey === null) {
       throw new PeerpodError('ESTATE', `no tunnel state for pod netns ${req.netns}: run inspect for this pod first`, ctx);
     }
+    if (record.tunnelType !== 'wireguard') {
+      throw new PeerpodError('ESTATE', `pod netns ${req.netns} was inspected for tunnel type ${record.tunnelType}, not wireguard`, ctx);
+    }
     if (!workerKey.publicKey().equals(wireguard.peerPublicKey)) {
       throw new PeerpodError(
         'EINVAL',
@@ -147,7 +147,7 @@ export class WireguardWorkerDriver {
 
     const device = record.device;
     const vmIPsChanged = record.podVmIPs.join(',') !== req.podVmIPs.join(',');
-    const next: PodRecord = {
+    const next: WireguardPodRecord = {
       ...record,
       podIP,
       vmPublicKey: wireguard.privateKey.publicKey().toBase64(),
@@ -190,7 +190,7 @@ export class WireguardWorkerDriver {
       }
       throw err;
     }
-    const ready: PodRecord = { ...next, phase: 'ready', updatedAt: this.now() };
+    const ready: WireguardPodRecord = { ...next, phase: 'ready', updatedAt: this.now() };
     await store.write(ready);
     return ready;
   }
@@ -199,7 +199,7 @@ export class WireguardWorkerDriver {
   private async configureDevice(
     device: string,
     workerKey: SecretKey,
-    record: PodRecord,
+    record: WireguardPodRecord,
     wireguard: WireguardTunnel,
     vmIPsChanged: boolean,
     endpointIP: string,

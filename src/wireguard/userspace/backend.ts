@@ -142,10 +142,9 @@ export class UserspaceBackend implements WireGuardBackend {
 
   async remove(name: string): Promise<void> {
     assertDeviceName(name);
-    const pid = await this.pidOf(name);
-    if (pid !== null) {
-      await this.#terminate(pid, name);
-    } else if (await this.#answers(name)) {
+    const pid = await this.#pidFromFile(name);
+    if (pid !== null) await this.#terminate(pid, name);
+    if (await this.#answers(name)) {
       // A daemon we did not start (no pid file of ours). We never signal a pid we cannot trace to
       // our own spawn; deleting its socket asks it to exit (the xplatform spec requires it to).
       await rm(this.socketPath(name), { force: true });
@@ -164,18 +163,22 @@ export class UserspaceBackend implements WireGuardBackend {
    * still is a live (not zombie) wireguard-go with `name` in its argv counts.
    */
   async pidOf(name: string): Promise<number | null> {
+    const pid = await this.#pidFromFile(name);
+    return pid !== null && (await this.#isDaemon(pid, name)) ? pid : null;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /** What our pid file says, unverified. */
+  async #pidFromFile(name: string): Promise<number | null> {
     let text: string;
     try {
       text = await readFile(this.pidFile(name), 'utf8');
     } catch {
       return null;
     }
-    if (!/^[1-9][0-9]{0,9}\n?$/.test(text)) return null;
-    const pid = Number(text.trim());
-    return (await this.#isDaemon(pid, name)) ? pid : null;
+    return /^[1-9][0-9]{0,9}\n?$/.test(text) ? Number(text.trim()) : null;
   }
-
-  // -------------------------------------------------------------------------------------------
 
   async #answers(name: string): Promise<boolean> {
     try {
@@ -189,7 +192,7 @@ export class UserspaceBackend implements WireGuardBackend {
 
   /** A device that does not answer: stop our old daemon if it lingers, drop its socket and pid file. */
   async #clearStale(name: string): Promise<void> {
-    const pid = await this.pidOf(name);
+    const pid = await this.#pidFromFile(name);
     if (pid !== null) await this.#terminate(pid, name);
     await rm(this.socketPath(name), { force: true });
     await rm(this.pidFile(name), { force: true });
@@ -374,7 +377,7 @@ export class UserspaceBackend implements WireGuardBackend {
       }
       if (await this.#waitGone(pid, grace)) return;
     }
-    throw new PeerpodError('EBACKEND', `wireguard-go for ${name} (pid ${pid}) survived SIGKILL`, {
+    throw new PeerpodError('EBACKEND', `wireguard-go for ${name} (pid ${pid}) did not exit, not even after SIGKILL`, {
       op: 'remove',
       iface: name,
       pid,
