@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { PeerpodError } from '../src/errors.js';
 import { parseApfJson } from '../src/podnetwork/schema.js';
+import { podVmDriver, type TunnelRegistry } from '../src/tunnel/registry.js';
 import { WireguardPodVmDriver } from '../src/tunnel/wireguard/podvm.js';
 import { fail, makeRuntime } from './wiring.js';
 
@@ -68,7 +69,11 @@ async function main(argv: string[]): Promise<void> {
     ...(values.backend === undefined ? {} : { backend: values.backend }),
     ...(values['log-level'] === undefined ? {} : { logLevel: values['log-level'] }),
   });
-  const driver = new WireguardPodVmDriver({ backend: rt.backend, netns: rt.netns });
+  const registry: TunnelRegistry = {
+    wireguard: { podVm: () => new WireguardPodVmDriver({ backend: rt.backend, netns: rt.netns }) },
+    vxlan: {},
+  };
+  const driver = podVmDriver(registry, apf.podNetwork.tunnel.type, 'pod-network.tunnel-type');
   const podNetns = values['pod-netns'] ?? DEFAULT_POD_NETNS;
   const req = { podNetns, podNetwork: apf.podNetwork };
   const who = { pod: `${apf.podNamespace ?? ''}/${apf.podName ?? ''}`, netns: podNetns };

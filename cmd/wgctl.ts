@@ -7,7 +7,9 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { PeerpodError } from '../src/errors.js';
 import { parsePodNetwork, podNetworkToJson } from '../src/podnetwork/schema.js';
-import { DEFAULT_STATE_DIR, FilePodStore } from '../src/state/store.js';
+import { DEFAULT_STATE_DIR, FilePodStore, podIdOf } from '../src/state/store.js';
+import { TUNNEL_TYPES } from '../src/podnetwork/types.js';
+import { workerDriver, type TunnelRegistry } from '../src/tunnel/registry.js';
 import { tunnelStatus } from '../src/tunnel/status.js';
 import {
   DEFAULT_KEEPALIVE,
@@ -21,7 +23,7 @@ import { fail, makeRuntime } from './wiring.js';
 const HELP = `wgctl: WireGuard tunnels between this worker node and its peer-pod VMs
 
 Usage:
-  wgctl inspect  --netns <pod netns path> [--listen-port N] [--keepalive S] [--output FILE]
+  wgctl inspect  --netns <pod netns path> [--tunnel-type T] [--listen-port N] [--keepalive S] [--output FILE]
   wgctl setup    --netns <pod netns path> --pod-vm-ip <ip>[,<ip>] --config <pod-network JSON file|->
   wgctl teardown --netns <pod netns path> [--config <file>]
   wgctl status   [--json]
@@ -35,6 +37,8 @@ teardown  Removes everything setup and inspect made for the pod, including its k
 status    One row per tunnel: netns, device, endpoint, handshake age, bytes, keepalive, state.
 
 Options:
+  --tunnel-type T     wireguard | vxlan, for inspect (env TUNNEL_TYPE, default wireguard); setup
+                      and teardown follow the config and the pod's state
   --state-dir DIR     durable state and the worker's private keys (env WG_STATE_DIR,
                       default ${DEFAULT_STATE_DIR})
   --run-dir DIR       pid and log files of wireguard-go (env WG_RUN_DIR, default /run/peerpod-wg)
@@ -112,6 +116,7 @@ async function main(argv: string[]): Promise<void> {
     allowPositionals: true,
     options: {
       netns: { type: 'string' },
+      'tunnel-type': { type: 'string' },
       'pod-vm-ip': { type: 'string' },
       config: { type: 'string' },
       output: { type: 'string' },
@@ -143,14 +148,21 @@ async function main(argv: string[]): Promise<void> {
   const onStep = crashHook();
   const listenPort = intFlag(values['listen-port'], 'WG_PORT', 'listen-port', 1, 65535);
   const keepalive = intFlag(values.keepalive, 'WG_KEEPALIVE', 'keepalive', 0, 65535);
-  const driver = new WireguardWorkerDriver(
-    { backend: rt.backend, netns: rt.netns, store, ...(onStep ? { onStep } : {}) },
-    { ...(listenPort === undefined ? {} : { listenPort }), ...(keepalive === undefined ? {} : { keepalive }) },
-  );
+  const registry: TunnelRegistry = {
+    wireguard: {
+      worker: () =>
+        new WireguardWorkerDriver(
+          { backend: rt.backend, netns: rt.netns, store, ...(onStep ? { onStep } : {}) },
+          { ...(listenPort === undefined ? {} : { listenPort }), ...(keepalive === undefined ? {} : { keepalive }) },
+        ),
+    },
+    vxlan: {},
+  };
 
   if (verb === 'inspect') {
     const netns = required(values.netns, 'netns', 'the pod netns path, e.g. /run/netns/cni-1234');
-    const pn = await driver.inspect(netns);
+    const type = values['tunnel-type'] ?? process.env['TUNNEL_TYPE'] ?? 'wireguard';
+    const pn = await workerDriver(registry, type, 'tunnel-type').inspect(netns);
     const text = JSON.stringify(podNetworkToJson(pn), null, 2) + '\n';
     if (values.output !== undefined) await writeFile(values.output, text, { mode: 0o600 });
     else process.stdout.write(text);
@@ -168,13 +180,17 @@ async function main(argv: string[]): Promise<void> {
       }
     }
     const pn = parsePodNetwork(await readConfig(required(values.config, 'config', 'the pod-network JSON from inspect')));
-    const rec = await driver.setup({ netns, podVmIPs: ips, podNetwork: pn });
+    const rec = await workerDriver(registry, pn.tunnel.type).setup({ netns, podVmIPs: ips, podNetwork: pn });
     rt.log.info({ netns, device: rec.device, op: 'setup' }, 'tunnel set up');
     process.stdout.write(`tunnel ${rec.device} set up in ${netns} to ${ips[0] ?? ''}\n`);
   } else if (verb === 'teardown') {
     const netns = required(values.netns, 'netns', 'the pod netns path');
-    if (values.config !== undefined) parsePodNetwork(await readConfig(values.config)); // validate only
-    await driver.teardown({ netns });
+    const pn = values.config === undefined ? null : parsePodNetwork(await readConfig(values.config));
+    const rec = await store.read(podIdOf(netns)).catch(() => null);
+    const type = rec?.tunnelType ?? pn?.tunnel.type;
+    // Without a record or a config, every driver removes whatever it may have left: all are idempotent.
+    const types = type === undefined ? TUNNEL_TYPES.filter((t) => registry[t].worker !== undefined) : [type];
+    for (const t of types) await workerDriver(registry, t).teardown({ netns });
     rt.log.info({ netns, op: 'teardown' }, 'tunnel torn down');
     process.stdout.write(`tunnel for ${netns} torn down\n`);
   } else {
