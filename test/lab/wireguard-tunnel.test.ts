@@ -8,7 +8,8 @@
 // See src/lab/lab.ts for the addresses.
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
 import { LAB, Lab } from '../../src/lab/lab.js';
 import { LabFlow, TRANSFER, pingReceived } from '../../src/lab/flow.js';
@@ -141,9 +142,20 @@ describeLab('wireguard tunnel through NAT (lab)', () => {
     expect(rows[0]?.endpoint).toBe(`${LAB.vmIP}:${flow.listenPort}`);
     const table = (await flow.wgctl(['status'])).stdout;
     const wg = flow.podNetworkJson['wireguard'] as Record<string, string>;
+    // Every state file but the worker's key file, and every log of wireguard-go.
+    const files: string[] = [];
+    for (const root of [flow.stateDir, flow.runDir]) {
+      for (const f of await readdir(root, { recursive: true })) {
+        const path = join(root, f);
+        if ((await stat(path)).isFile() && !f.endsWith('.key')) files.push(await readFile(path, 'utf8'));
+      }
+    }
+    expect(files.length).toBeGreaterThan(0);
     for (const secret of [wg['private-key'], wg['preshared-key']]) {
+      expect(secret).toMatch(/^[A-Za-z0-9+/]{43}=$/);
       expect(r.stdout).not.toContain(secret);
       expect(table).not.toContain(secret);
+      for (const f of files) expect(f).not.toContain(secret);
     }
   });
 
