@@ -6,13 +6,14 @@ import { parseArgs } from 'node:util';
 import { PeerpodError } from '../src/errors.js';
 import { parseApfJson } from '../src/podnetwork/schema.js';
 import { podVmDriver, type TunnelRegistry } from '../src/tunnel/registry.js';
+import { VxlanPodVmDriver } from '../src/tunnel/vxlan/podvm.js';
 import { WireguardPodVmDriver } from '../src/tunnel/wireguard/podvm.js';
 import { fail, makeRuntime } from './wiring.js';
 
 const DEFAULT_APF = '/run/peerpod/apf.json';
 const DEFAULT_POD_NETNS = '/run/netns/podns';
 
-const HELP = `peerpod-wg-agent: the pod-VM end of a peer pod's WireGuard tunnel
+const HELP = `peerpod-wg-agent: the pod-VM end of a peer pod's tunnel (wireguard, or vxlan as CAA does it)
 
 Usage:
   peerpod-wg-agent setup    [--config <apf.json>] [--pod-netns <path>]
@@ -71,7 +72,7 @@ async function main(argv: string[]): Promise<void> {
   });
   const registry: TunnelRegistry = {
     wireguard: { podVm: () => new WireguardPodVmDriver({ backend: rt.backend, netns: rt.netns }) },
-    vxlan: {},
+    vxlan: { podVm: () => new VxlanPodVmDriver({ netns: rt.netns }) },
   };
   const driver = podVmDriver(registry, apf.podNetwork.tunnel.type, 'pod-network.tunnel-type');
   const podNetns = values['pod-netns'] ?? DEFAULT_POD_NETNS;

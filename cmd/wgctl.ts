@@ -10,6 +10,7 @@ import { parsePodNetwork, podNetworkToJson } from '../src/podnetwork/schema.js';
 import { DEFAULT_STATE_DIR, FilePodStore, podIdOf } from '../src/state/store.js';
 import { TUNNEL_TYPES } from '../src/podnetwork/types.js';
 import { workerDriver, type TunnelRegistry } from '../src/tunnel/registry.js';
+import { VxlanWorkerDriver } from '../src/tunnel/vxlan/worker.js';
 import { tunnelStatus } from '../src/tunnel/status.js';
 import {
   DEFAULT_KEEPALIVE,
@@ -44,6 +45,8 @@ Options:
   --run-dir DIR       pid and log files of wireguard-go (env WG_RUN_DIR, default /run/peerpod-wg)
   --listen-port N     the pod VM's UDP port (env WG_PORT, default ${DEFAULT_LISTEN_PORT})
   --keepalive S       PersistentKeepalive in seconds, 0 disables (env WG_KEEPALIVE, default ${DEFAULT_KEEPALIVE})
+  VXLAN_PORT          (env) UDP port of the vxlan tunnel type (default 4789)
+  VXLAN_MIN_ID        (env) the first VNI of the vxlan tunnel type (default 555000)
   --backend B         auto | userspace | kernel (env WG_BACKEND, default auto)
   --log-level L       pino level for the JSON logs on stderr (env LOG_LEVEL, default warn)
   -h, --help          this text
@@ -56,7 +59,8 @@ function intFlag(value: string | undefined, env: string, field: string, min: num
   if (text === undefined) return undefined;
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < min || n > max) {
-    throw new PeerpodError('EINVAL', `--${field} ${JSON.stringify(text)}: expected an integer ${min}-${max}`, { field });
+    const where = value !== undefined ? `--${field}` : env;
+    throw new PeerpodError('EINVAL', `${where} ${JSON.stringify(text)}: expected an integer ${min}-${max}`, { field: where });
   }
   return n;
 }
@@ -148,6 +152,8 @@ async function main(argv: string[]): Promise<void> {
   const onStep = crashHook();
   const listenPort = intFlag(values['listen-port'], 'WG_PORT', 'listen-port', 1, 65535);
   const keepalive = intFlag(values.keepalive, 'WG_KEEPALIVE', 'keepalive', 0, 65535);
+  const vxlanPort = intFlag(undefined, 'VXLAN_PORT', 'VXLAN_PORT', 1, 65535);
+  const minId = intFlag(undefined, 'VXLAN_MIN_ID', 'VXLAN_MIN_ID', 1, 2 ** 24 - 1);
   const registry: TunnelRegistry = {
     wireguard: {
       worker: () =>
@@ -156,7 +162,13 @@ async function main(argv: string[]): Promise<void> {
           { ...(listenPort === undefined ? {} : { listenPort }), ...(keepalive === undefined ? {} : { keepalive }) },
         ),
     },
-    vxlan: {},
+    vxlan: {
+      worker: () =>
+        new VxlanWorkerDriver(
+          { netns: rt.netns, store },
+          { ...(vxlanPort === undefined ? {} : { port: vxlanPort }), ...(minId === undefined ? {} : { minId }) },
+        ),
+    },
   };
 
   if (verb === 'inspect') {

@@ -18,6 +18,8 @@ export interface FlowOptions {
   lab: Lab;
   listenPort?: number;
   keepalive?: number;
+  /** wireguard (default) or vxlan. */
+  tunnelType?: 'wireguard' | 'vxlan';
 }
 
 export class LabFlow {
@@ -25,6 +27,7 @@ export class LabFlow {
   readonly #exec: Exec;
   readonly listenPort: number;
   readonly keepalive: number;
+  readonly tunnelType: 'wireguard' | 'vxlan';
   dir = '';
   podNetworkJson: Record<string, unknown> = {};
 
@@ -33,6 +36,7 @@ export class LabFlow {
     this.#exec = opts.exec;
     this.listenPort = opts.listenPort ?? 51900;
     this.keepalive = opts.keepalive ?? 25;
+    this.tunnelType = opts.tunnelType ?? 'wireguard';
   }
 
   get stateDir(): string {
@@ -76,7 +80,8 @@ export class LabFlow {
 
   async inspect(): Promise<Record<string, unknown>> {
     const r = LabFlow.check(
-      await this.wgctl(['inspect', '--netns', this.lab.path(this.lab.ns.pod), '--listen-port', String(this.listenPort),
+      await this.wgctl(['inspect', '--netns', this.lab.path(this.lab.ns.pod), '--tunnel-type', this.tunnelType,
+        '--listen-port', String(this.listenPort),
         '--keepalive', String(this.keepalive), '--output', this.podNetworkPath]),
       'wgctl inspect',
     );

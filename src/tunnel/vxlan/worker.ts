@@ -1,0 +1,324 @@
+// The worker side of the `vxlan` tunnel, at parity with CAA's vxlan tunneler (workernode.go), with
+// the VNI kept in the pod's record instead of in memory.
+//
+//   inspect ──▶ [inspected] ──setup──▶ [setting-up] ──ok──▶ [ready]
+//                   ▲                      │ fail: roll back the network, keep the record (and VNI)
+//                   └──────────────────────┘
+//   teardown (from any phase, or none): remove everything, then the state folder. Idempotent.
+//
+// inspect reads the pod netns, gives the pod a VNI (the one it already has, or the lowest free one
+// at or above the minimum, see vni.ts) and returns the pod-network for apf.json with the worker's
+// own address as the VXLAN remote of the pod VM. setup makes the NOTRACK rules (notrack.ts), creates
+// the VXLAN device in the host netns (where its UDP socket must live) with the pod VM as remote,
+// moves it into the pod netns, and mirrors the pod's interface and the device into each other
+// (mirror.ts). Every step compares with what the kernel reports, so setup re-run after a crash
+// converges, and a device whose VNI, remote or port is wrong is made again.
+//
+// Unlike CAA, the device keeps its host-unique name ("pvx" + pod id) in the pod netns rather than
+// becoming "vxlan1", so that status and teardown find it from the pod id alone.
+import { readdir } from 'node:fs/promises';
+import { isIPv4 } from 'node:net';
+import { join } from 'node:path';
+import { PeerpodError, isPeerpodError } from '../../errors.js';
+import type { Netns, NetnsFactory } from '../../netns/netns.js';
+import type { IpPrefix, PodNetwork, VxlanTunnel } from '../../podnetwork/types.js';
+import { podIdOf, type PodRecord, type PodStore, type VxlanPodRecord } from '../../state/store.js';
+import type { WorkerSetupRequest, WorkerTeardownRequest, WorkerTunnelDriver } from '../driver.js';
+import { inspectPodNetns, toPodNetwork } from '../inspect-pod.js';
+import { isVxlanLike, vxlanAddCommand, vxlanLink, vxlanLinks, type VxlanSpec } from './device.js';
+import { ensureMirror, removeMirrorsInto } from './mirror.js';
+import { workerVxlanDeviceName } from './names.js';
+import { ensureNotrack, removeNotrack } from './notrack.js';
+import { Serial } from './serial.js';
+import { DEFAULT_MIN_VNI, DEFAULT_VXLAN_PORT, allocateVni, checkMinVni, vnisInUse } from './vni.js';
+
+/** Where CNI plugins and containerd put pod netns; scanned for VXLAN links when choosing a VNI. */
+export const DEFAULT_NETNS_DIR = '/run/netns';
+/** How many pod netns are read at once while looking for VNIs in use. */
+const SCAN_CONCURRENCY = 8;
+
+export interface VxlanWorkerDeps {
+  netns: NetnsFactory;
+  store: PodStore;
+  /** Clock, for records. */
+  now?: () => Date;
+  /** Called after each setup step; crash tests use it to stop the process at a chosen point. */
+  onStep?: (step: VxlanSetupStep) => void;
+}
+
+export type VxlanSetupStep = 'recorded' | 'notrack' | 'created' | 'moved' | 'mirrored';
+export const VXLAN_SETUP_STEPS: readonly VxlanSetupStep[] = ['recorded', 'notrack', 'created', 'moved', 'mirrored'];
+
+export interface VxlanWorkerOptions {
+  /** UDP port of the tunnels (VXLAN_PORT). */
+  port?: number;
+  /** The lowest VNI handed out (CAA's -vxlan-min-id). */
+  minId?: number;
+  /**
+   * A folder of netns files whose VXLAN links count as in use when choosing a VNI, besides the host
+   * netns and the netns of every record; null looks at those two only.
+   */
+  netnsDir?: string | null;
+}
+
+export class VxlanWorkerDriver implements WorkerTunnelDriver {
+  readonly type = 'vxlan' as const;
+  readonly #d: VxlanWorkerDeps;
+  readonly #port: number;
+  readonly #minId: number;
+  readonly #netnsDir: string | null;
+  /** Choosing a VNI is look-then-write; two inspects at once must not pick the same one. */
+  readonly #allocation = new Serial();
+  readonly #iptables = new Serial();
+
+  constructor(deps: VxlanWorkerDeps, opts: VxlanWorkerOptions = {}) {
+    this.#d = deps;
+    this.#port = opts.port ?? DEFAULT_VXLAN_PORT;
+    if (!Number.isInteger(this.#port) || this.#port < 1 || this.#port > 65535) {
+      throw new PeerpodError('EINVAL', `VXLAN port ${String(this.#port)}: expected an integer 1-65535`, { field: 'vxlan-port' });
+    }
+    this.#minId = checkMinVni(opts.minId ?? DEFAULT_MIN_VNI);
+    this.#netnsDir = opts.netnsDir === undefined ? DEFAULT_NETNS_DIR : opts.netnsDir;
+  }
+
+  private now(): string {
+    return (this.#d.now?.() ?? new Date()).toISOString();
+  }
+
+  async inspect(netnsPath: string): Promise<PodNetwork> {
+    const pod = await inspectPodNetns(this.#d.netns.at(netnsPath));
+    const workerNodeIp = await primaryAddress(this.#d.netns.host());
+    const id = podIdOf(netnsPath);
+    const { store } = this.#d;
+    const vni = await this.#allocation.run(async () => {
+      const previous = await store.read(id);
+      if (previous !== null && previous.tunnelType !== 'vxlan') {
+        throw new PeerpodError(
+          'ESTATE',
+          `pod netns ${netnsPath} already has a ${previous.tunnelType} tunnel record: tear it down before inspecting it for vxlan`,
+          { op: 'inspect', netns: netnsPath },
+        );
+      }
+      // Inspect twice for the same pod gives the same VNI, so a retried CreateVM stays valid with
+      // a tunnel that may already be set up.
+      const vni = previous?.vni ?? allocateVni(await this.vnisInUse(id), this.#minId);
+      const record: VxlanPodRecord = {
+        id,
+        netns: netnsPath,
+        tunnelType: 'vxlan',
+        device: workerVxlanDeviceName(id),
+        podIP: pod.podIP,
+        mtu: pod.mtu,
+        podVmIPs: previous?.podVmIPs ?? [],
+        phase: previous?.phase ?? 'inspected',
+        vni,
+        port: this.#port,
+        updatedAt: this.now(),
+      };
+      await store.write(record);
+      return vni;
+    });
+    const vxlan: VxlanTunnel = { type: 'vxlan', port: this.#port, id: vni };
+    // CAA's index is what it adds to the minimum ID; here the VNI comes first and the index follows.
+    return { ...toPodNetwork(pod, vxlan), workerNodeIp, index: Math.max(0, vni - this.#minId) };
+  }
+
+  /**
+   * VNIs in use on this worker: in the records, on VXLAN links of the host netns (devices not yet
+   * moved), and on VXLAN links in the netns of every record and of the netns folder (devices that
+   * CAA or a lost record left behind). A netns that vanishes while we look has nothing in use.
+   */
+  private async vnisInUse(except: string): Promise<Set<number>> {
+    const records = await this.#d.store.list();
+    const paths = new Set(records.map((r) => r.netns));
+    if (this.#netnsDir !== null) {
+      const dir = this.#netnsDir;
+      const names = await readdir(dir).catch((e: unknown) => {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [] as string[];
+        throw new PeerpodError('ESETUP', `cannot list the netns folder ${dir}`, { op: 'inspect' }, e);
+      });
+      for (const n of names) paths.add(join(dir, n));
+    }
+    const linkVnis = (await vxlanLinks(this.#d.netns.host())).map((l) => l.vni);
+    const queue = [...paths];
+    const worker = async (): Promise<void> => {
+      for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
+        const links = await vxlanLinks(this.#d.netns.at(p)).catch(() => []);
+        for (const l of links) linkVnis.push(l.vni);
+      }
+    };
+    await Promise.all(Array.from({ length: SCAN_CONCURRENCY }, worker));
+    return vnisInUse({ records, linkVnis, except });
+  }
+
+  async setup(req: WorkerSetupRequest): Promise<PodRecord> {
+    const id = podIdOf(req.netns);
+    const pn = req.podNetwork;
+    const vxlan = vxlanOf(pn, req.netns, 'setup');
+    const ctx = { op: 'setup', netns: req.netns };
+    const { store } = this.#d;
+    const podNs = this.#d.netns.at(req.netns);
+    if (!(await podNs.exists())) {
+      throw new PeerpodError('ENOTFOUND', `pod netns ${req.netns} does not exist`, ctx);
+    }
+    const record = await store.read(id);
+    if (record === null) {
+      throw new PeerpodError('ESTATE', `no tunnel state for pod netns ${req.netns}: run inspect for this pod first`, ctx);
+    }
+    if (record.tunnelType !== 'vxlan') {
+      throw new PeerpodError('ESTATE', `pod netns ${req.netns} was inspected for tunnel type ${record.tunnelType}, not vxlan`, ctx);
+    }
+    if (vxlan.id !== undefined && vxlan.id !== record.vni) {
+      throw new PeerpodError(
+        'EINVAL',
+        `pod-network.vxlan-id ${vxlan.id} is not the VNI ${record.vni} kept for pod netns ${req.netns}: the config comes from another inspect`,
+        { ...ctx, field: 'pod-network.vxlan-id' },
+      );
+    }
+    if (vxlan.port !== undefined && vxlan.port !== record.port) {
+      throw new PeerpodError(
+        'EINVAL',
+        `pod-network.vxlan-port ${vxlan.port} is not the port ${record.port} this pod was inspected with`,
+        { ...ctx, field: 'pod-network.vxlan-port' },
+      );
+    }
+    // Like CAA: a dedicated interface on the pod VM is its second address.
+    const remote = pn.dedicated ? req.podVmIPs[1] : req.podVmIPs[0];
+    if (remote === undefined || !isIPv4(remote)) {
+      throw new PeerpodError(
+        'EINVAL',
+        `pod VM IPs [${req.podVmIPs.join(', ')}]: expected an IPv4 address` +
+          (pn.dedicated ? ' at the second place (dedicated interface)' : ''),
+        { ...ctx, field: 'pod-vm-ip' },
+      );
+    }
+    const podInterface = pn.interfaceName;
+    await podNs.requireLink(podInterface, 'setup');
+
+    const device = record.device;
+    const want: VxlanSpec = { vni: record.vni, remote, port: record.port };
+    const next: VxlanPodRecord = {
+      ...record,
+      podIP: pn.podIp.address,
+      mtu: pn.mtu,
+      podVmIPs: [...req.podVmIPs],
+      phase: 'setting-up',
+      updatedAt: this.now(),
+    };
+    await store.write(next);
+    const step = (s: VxlanSetupStep): void => this.#d.onStep?.(s);
+    step('recorded');
+    try {
+      const host = this.#d.netns.host();
+      await this.#iptables.run(() => ensureNotrack(host, want));
+      step('notrack');
+      let inPod = await vxlanLink(podNs, device);
+      if (inPod !== null && !isVxlanLike(inPod, want)) {
+        await podNs.ip(['link', 'del', 'dev', device], 'delete a VXLAN device of an older config', device);
+        inPod = null;
+      }
+      // A device still in the host netns was born by a setup that stopped before the move.
+      let born = await vxlanLink(host, device);
+      if (born !== null && (inPod !== null || !isVxlanLike(born, want))) {
+        await host.ip(['link', 'del', 'dev', device], 'delete a stray VXLAN device in the host netns', device);
+        born = null;
+      }
+      if (inPod === null && born === null) {
+        // Born here, so its UDP socket stays in the host netns when the device moves to the pod.
+        await host.ip(vxlanAddCommand(device, want), 'create the VXLAN device', device);
+      }
+      step('created');
+      if (inPod === null) {
+        await host.ip(['link', 'set', 'dev', device, 'netns', req.netns], 'move the VXLAN device into the pod netns', device);
+      }
+      step('moved');
+      // Per-device sysctls reset on a move. The device is a wire, not an interface of the pod
+      // netns: keep the pod netns' own IPv6 chatter (router solicitations) out of the tunnel.
+      await podNs.writeSysctls({ [`net.ipv6.conf.${device}.disable_ipv6`]: 1 }, device);
+      if (!(inPod?.flags.includes('UP') ?? false)) {
+        await podNs.ip(['link', 'set', 'dev', device, 'up'], 'bring the VXLAN device up', device);
+      }
+      await ensureMirror(podNs, podInterface, device);
+      await ensureMirror(podNs, device, podInterface);
+      step('mirrored');
+    } catch (e) {
+      const err = new PeerpodError('ESETUP', `tunnel setup for pod netns ${req.netns} failed and was rolled back`, {
+        ...ctx,
+        iface: device,
+      }, e);
+      try {
+        await this.removeNetwork(device, req.netns, record.vni);
+        await store.write({ ...next, phase: 'inspected', updatedAt: this.now() });
+      } catch (cleanup) {
+        err.cleanupErrors.push(cleanup);
+      }
+      throw err;
+    }
+    const ready: VxlanPodRecord = { ...next, phase: 'ready', updatedAt: this.now() };
+    await store.write(ready);
+    return ready;
+  }
+
+  /** Remove the mirrors, the device (in the pod netns or still in the host) and the NOTRACK rules. */
+  private async removeNetwork(device: string, netnsPath: string, vni: number | undefined): Promise<void> {
+    const host = this.#d.netns.host();
+    const podNs: Netns = this.#d.netns.at(netnsPath);
+    const podExists = await podNs.exists();
+    const inPod = podExists ? await vxlanLink(podNs, device) : null;
+    const inHost = await vxlanLink(host, device);
+    if (podExists) {
+      await removeMirrorsInto(podNs, device);
+      if (inPod !== null) await podNs.ip(['link', 'del', 'dev', device], 'delete the VXLAN device', device);
+    }
+    if (inHost !== null) await host.ip(['link', 'del', 'dev', device], 'delete the VXLAN device in the host netns', device);
+    // Without a record, the device tells which VNI its rules are tagged with.
+    const vnis = new Set([vni, inPod?.vni, inHost?.vni].filter((v): v is number => v !== undefined));
+    for (const v of vnis) await this.#iptables.run(() => removeNotrack(host, v));
+  }
+
+  async teardown(req: WorkerTeardownRequest): Promise<void> {
+    const id = podIdOf(req.netns);
+    const record = await this.#d.store.read(id).catch((e: unknown) => {
+      if (isPeerpodError(e, 'ESTATE')) return null; // a corrupt record must not block the teardown
+      throw e;
+    });
+    const device = record?.device ?? workerVxlanDeviceName(id);
+    const vni = record?.tunnelType === 'vxlan' ? record.vni : undefined;
+    try {
+      await this.removeNetwork(device, req.netns, vni);
+    } catch (e) {
+      throw new PeerpodError('ETEARDOWN', `tunnel teardown for pod netns ${req.netns} failed`, {
+        op: 'teardown',
+        netns: req.netns,
+        iface: device,
+      }, e);
+    }
+    await this.#d.store.remove(id);
+  }
+}
+
+/** The worker's address on the interface of its default route: the pod VM's VXLAN remote. */
+export async function primaryAddress(host: Netns): Promise<IpPrefix> {
+  const ctx = { op: 'inspect', netns: host.label };
+  const def = (await host.routes({ family: 4 })).find((r) => r.dst === 'default' && r.dev !== undefined);
+  if (def?.dev === undefined) {
+    throw new PeerpodError('ENOTFOUND', `netns ${host.label} has no IPv4 default route: cannot tell the worker's address for the VXLAN remote`, ctx);
+  }
+  const addr = (await host.addresses(def.dev)).find((a) => a.family === 'inet' && a.scope === 'global');
+  if (addr === undefined) {
+    throw new PeerpodError('ENOTFOUND', `interface ${def.dev} of the default route has no IPv4 address`, { ...ctx, iface: def.dev });
+  }
+  return { address: addr.local, prefixLength: addr.prefixlen, family: 4 };
+}
+
+/** The VXLAN options of a pod-network, or a clear error naming the field. */
+export function vxlanOf(p: PodNetwork, netns: string, op: string): VxlanTunnel {
+  if (p.tunnel.type !== 'vxlan') {
+    throw new PeerpodError('EINVAL', `pod-network.tunnel-type is "${p.tunnel.type}", but this is the vxlan driver`, {
+      op,
+      netns,
+      field: 'pod-network.tunnel-type',
+    });
+  }
+  return p.tunnel;
+}

@@ -1,0 +1,93 @@
+// One contract for every tunnel type, run through the real CLIs in the same lab shapes: the tunnel
+// carries ping and a checksummed TCP transfer both ways on a routed underlay, and teardown leaves
+// nothing behind. Behind a NAT that drops unsolicited inbound flows the outcomes differ, and both
+// are asserted: wireguard crosses it (the worker initiates), vxlan does not (DESIGN.md §5).
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { realExec } from '../../src/exec.js';
+import { LAB, Lab } from '../../src/lab/lab.js';
+import { LabFlow, TRANSFER, pingReceived } from '../../src/lab/flow.js';
+import { describeLab } from './root.js';
+
+type Type = 'wireguard' | 'vxlan';
+const CASES: { type: Type; nat: boolean; carries: boolean }[] = [
+  { type: 'wireguard', nat: false, carries: true },
+  { type: 'wireguard', nat: true, carries: true },
+  { type: 'vxlan', nat: false, carries: true },
+  { type: 'vxlan', nat: true, carries: false },
+];
+
+async function sha256Transfer(lab: Lab, from: string, to: string, ip: string, port: number): Promise<boolean> {
+  const server = spawn('ip', ['netns', 'exec', to, process.execPath, TRANSFER, 'serve', ip, String(port)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.stderr.on('data', (b: Buffer) => (b.toString().includes('listening') ? resolve() : undefined));
+      server.on('exit', (c) => reject(new Error(`server exited early (${String(c)})`)));
+    });
+    let got = '';
+    server.stdout.on('data', (b: Buffer) => (got += b.toString()));
+    const done = new Promise<void>((r) => server.on('exit', () => r()));
+    const sent = await lab.exec(from, [process.execPath, TRANSFER, 'send', ip, String(port), String(4 << 20), 'contract']);
+    await done;
+    return (JSON.parse(got) as { sha256: string }).sha256 === (JSON.parse(sent.stdout) as { sha256: string }).sha256;
+  } finally {
+    if (server.exitCode === null) server.kill('SIGKILL');
+  }
+}
+
+describeLab('tunnel contract (lab)', () => {
+  describe.each(CASES)('$type, NAT $nat', ({ type, nat, carries }) => {
+    const lab = new Lab({ exec: realExec, nat });
+    const flow = new LabFlow({ exec: realExec, lab, tunnelType: type });
+
+    beforeAll(async () => {
+      await lab.create();
+      await flow.init();
+      await flow.up();
+    }, 60_000);
+
+    afterAll(async () => {
+      await flow.destroy();
+    }, 60_000);
+
+    it(carries ? 'carries ping both ways' : 'does not carry traffic (expected behind this NAT)', async () => {
+      const there = await lab.exec(lab.ns.client, ['ping', '-c', '3', '-i', '0.3', '-W', '1', LAB.podIP], { okCodes: [0, 1] });
+      const back = await lab.exec(lab.ns.vmPod, ['ping', '-c', '3', '-i', '0.3', '-W', '1', LAB.clientIP], { okCodes: [0, 1] });
+      if (carries) {
+        expect(pingReceived(there.stdout).received).toBeGreaterThanOrEqual(2);
+        expect(pingReceived(back.stdout).received).toBe(3);
+      } else {
+        expect(pingReceived(there.stdout).received).toBe(0);
+        expect(pingReceived(back.stdout).received).toBe(0);
+      }
+    }, 30_000);
+
+    if (carries) {
+      it('carries a checksummed TCP transfer both ways', async () => {
+        expect(await sha256Transfer(lab, lab.ns.client, lab.ns.vmPod, LAB.podIP, 5401)).toBe(true);
+        expect(await sha256Transfer(lab, lab.ns.vmPod, lab.ns.client, LAB.clientIP, 5402)).toBe(true);
+      }, 60_000);
+    }
+
+    it('tears down (twice) leaving no device, tc, rule, iptables rule, socket or state', async () => {
+      await flow.teardown();
+      await flow.agentTeardown();
+      await flow.teardown();
+      await flow.agentTeardown();
+      const podLinks = (await lab.exec(lab.ns.pod, ['ip', '-br', 'link'])).stdout;
+      expect(podLinks).not.toMatch(/^(pwg|pvx)/m);
+      expect((await lab.exec(lab.ns.pod, ['tc', 'qdisc', 'show', 'dev', 'eth0'])).stdout).not.toContain('ingress');
+      expect((await lab.exec(lab.ns.pod, ['ip', 'rule'])).stdout).toMatch(/^0:\s+from all lookup local/m);
+      expect((await lab.exec(lab.ns.worker, ['ip', '-br', 'link'])).stdout).not.toMatch(/^(pwg|pvx)/m);
+      for (const ns of [lab.ns.worker, lab.ns.vm]) {
+        expect((await lab.exec(ns, ['iptables', '-w', '5', '-t', 'raw', '-S'])).stdout).not.toContain('peerpod');
+      }
+      expect((await lab.exec(lab.ns.vmPod, ['ip', '-br', 'link'])).stdout).not.toMatch(/^eth0/m);
+      expect(JSON.parse((await flow.wgctl(['status', '--json'])).stdout)).toEqual([]);
+      expect(await readdir(`${flow.stateDir}/pods`).catch(() => [])).toEqual([]);
+    }, 60_000);
+  });
+});
