@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'ESTATE' // durable state is missing or unreadable
   | 'ESETUP' // a tunnel setup failed (and was rolled back)
   | 'ETEARDOWN' // a tunnel teardown failed
+  | 'ECLOUD' // a cloud API refused or failed (throttling, permission, server error)
   | 'EUNSUPPORTED'; // a tunnel type or feature we do not have
 
 export interface ErrorContext {
