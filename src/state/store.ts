@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PeerpodError } from '../errors.js';
-import { SecretKey } from '../wireguard/keys.js';
+import { SecretKey, type SecretKind } from '../wireguard/keys.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/peerpod-wireguard';
 
@@ -26,6 +26,8 @@ interface PodRecordBase {
 
 export interface WireguardPodRecord extends PodRecordBase {
   tunnelType: 'wireguard';
+  /** The pod's CNI interface in its netns (eth0). */
+  podInterface: string;
   /** Public half of the pod VM's key pair; the private half went into apf.json only. */
   vmPublicKey: string;
   workerPublicKey: string;
@@ -53,8 +55,9 @@ export interface PodStore {
   write(record: PodRecord): Promise<void>;
   list(): Promise<PodRecord[]>;
   remove(id: string): Promise<void>;
-  readKey(id: string, name: string): Promise<SecretKey | null>;
+  readKey(id: string, name: string, kind?: SecretKind): Promise<SecretKey | null>;
   writeKey(id: string, name: string, key: SecretKey): Promise<void>;
+  removeKey(id: string, name: string): Promise<void>;
 }
 
 async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
@@ -135,7 +138,7 @@ export class FilePodStore implements PodStore {
     await rm(this.podDir(id), { recursive: true, force: true });
   }
 
-  async readKey(id: string, name: string): Promise<SecretKey | null> {
+  async readKey(id: string, name: string, kind: SecretKind = 'private key'): Promise<SecretKey | null> {
     const path = join(this.podDir(id), `${name}.key`);
     try {
       const st = await stat(path);
@@ -144,11 +147,15 @@ export class FilePodStore implements PodStore {
           op: 'state-read',
         });
       }
-      return SecretKey.fromBase64('private key', (await readFile(path, 'utf8')).trim());
+      return SecretKey.fromBase64(kind, (await readFile(path, 'utf8')).trim());
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
     }
+  }
+
+  async removeKey(id: string, name: string): Promise<void> {
+    await rm(join(this.podDir(id), `${name}.key`), { force: true });
   }
 
   async writeKey(id: string, name: string, key: SecretKey): Promise<void> {

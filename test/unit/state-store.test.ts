@@ -19,6 +19,7 @@ describe('FilePodStore', () => {
     id: podIdOf(netns),
     netns,
     tunnelType: 'wireguard',
+    podInterface: 'eth0',
     device: `pwg${podIdOf(netns)}`,
     podIP: '198.18.1.21',
     mtu: 1420,

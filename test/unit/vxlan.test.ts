@@ -38,6 +38,7 @@ const wireguardRecord: WireguardPodRecord = {
   id: 'cccccccccccc',
   netns: '/run/netns/cni-wg',
   tunnelType: 'wireguard',
+    podInterface: 'eth0',
   device: 'pwgcccccccccccc',
   podIP: '10.244.1.3',
   mtu: 1420,

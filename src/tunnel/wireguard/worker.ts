@@ -97,6 +97,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       tunnelType: this.type,
       device: workerDeviceName(id),
       podIP: pod.podIP,
+      podInterface: pod.interface,
       vmPublicKey: vm.publicKey.toBase64(),
       workerPublicKey: wireguard.peerPublicKey.toBase64(),
       vmListenPort: wireguard.listenPort,
@@ -114,7 +115,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     const wireguard = wireguardOf(req.podNetwork, req.netns);
     const podIP = req.podNetwork.podIp.address;
     const podInterface = req.podNetwork.interfaceName;
-    const { store, backend } = this.#d;
+    const { store } = this.#d;
     const ctx = { op: 'setup', netns: req.netns };
     const podNs = this.#d.netns.at(req.netns);
     if (!(await podNs.exists())) {
@@ -145,11 +146,11 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     }
     await podNs.requireLink(podInterface, 'setup');
 
-    const device = record.device;
     const vmIPsChanged = record.podVmIPs.join(',') !== req.podVmIPs.join(',');
     const next: WireguardPodRecord = {
       ...record,
       podIP,
+      podInterface,
       vmPublicKey: wireguard.privateKey.publicKey().toBase64(),
       vmListenPort: wireguard.listenPort,
       keepalive: wireguard.persistentKeepalive,
@@ -158,29 +159,17 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       phase: 'setting-up',
       updatedAt: this.now(),
     };
+    // The preshared key is kept (0600) so that a restarted sidecar can re-create a device alone.
+    if (wireguard.presharedKey === undefined) await store.removeKey(id, 'psk');
+    else await store.writeKey(id, 'psk', wireguard.presharedKey);
     await store.write(next);
-    const step = (s: SetupStep): void => this.#d.onStep?.(s);
-    step('recorded');
+    this.#d.onStep?.('recorded');
     try {
-      const host = this.#d.netns.host();
-      const inPod = await podNs.link(device);
-      if (inPod === null) {
-        // Born here, so its UDP socket stays in the host netns when the TUN moves to the pod.
-        await backend.create(device, { mtu: wireguard.mtu });
-      }
-      step('created');
-      await this.configureDevice(device, workerKey, next, wireguard, vmIPsChanged, endpointIP);
-      step('configured');
-      if (inPod === null) {
-        await host.ip(['link', 'set', 'dev', device, 'netns', req.netns], 'move device into the pod netns', device);
-      }
-      step('moved');
-      await applyPodPlumbing(podNs, { device, podInterface, podIP });
-      step('plumbed');
+      await this.converge(next, { rewriteEndpoint: vmIPsChanged });
     } catch (e) {
       const err = new PeerpodError('ESETUP', `tunnel setup for pod netns ${req.netns} failed and was rolled back`, {
         ...ctx,
-        iface: device,
+        iface: record.device,
       }, e);
       try {
         await this.removeNetwork(record.device, req.netns, podIP, podInterface);
@@ -195,13 +184,55 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     return ready;
   }
 
+  /**
+   * Bring one pod's data plane to what its record says, from the record and the stored keys alone:
+   * create the device if it is missing (born in the host netns), configure what differs, move it,
+   * route. A working device is kept as it is (same ifindex, learned endpoint untouched). Used by
+   * setup, and by the sidecar after a restart or when a wireguard-go process died.
+   */
+  async converge(record: WireguardPodRecord, opts: { rewriteEndpoint?: boolean } = {}): Promise<{ created: boolean }> {
+    const { backend, store } = this.#d;
+    const step = (s: SetupStep): void => this.#d.onStep?.(s);
+    const device = record.device;
+    const podNs = this.#d.netns.at(record.netns);
+    const workerKey = await store.readKey(record.id, 'worker');
+    if (workerKey === null) {
+      throw new PeerpodError('ESTATE', `the worker key of pod netns ${record.netns} is missing`, {
+        op: 'converge',
+        netns: record.netns,
+      });
+    }
+    const psk = await store.readKey(record.id, 'psk', 'preshared key');
+    const endpointIP = record.podVmIPs[0];
+    if (endpointIP === undefined) {
+      throw new PeerpodError('ESTATE', `no pod VM IP recorded for pod netns ${record.netns}`, { op: 'converge', netns: record.netns });
+    }
+    const inPod = await podNs.link(device);
+    if (inPod === null) {
+      // Born here, so its UDP socket stays in the host netns when the TUN moves to the pod.
+      await backend.create(device, { mtu: record.mtu });
+    }
+    step('created');
+    await this.configureDevice(device, workerKey, record, psk, inPod === null || opts.rewriteEndpoint === true, endpointIP);
+    step('configured');
+    if (inPod === null) {
+      await this.#d.netns
+        .host()
+        .ip(['link', 'set', 'dev', device, 'netns', record.netns], 'move device into the pod netns', device);
+    }
+    step('moved');
+    await applyPodPlumbing(podNs, { device, podInterface: record.podInterface, podIP: record.podIP });
+    step('plumbed');
+    return { created: inPod === null };
+  }
+
   /** Bring the device's WireGuard config to what is wanted, touching only what differs. */
   private async configureDevice(
     device: string,
     workerKey: SecretKey,
     record: WireguardPodRecord,
-    wireguard: WireguardTunnel,
-    vmIPsChanged: boolean,
+    psk: SecretKey | null,
+    rewriteEndpoint: boolean,
     endpointIP: string,
   ): Promise<void> {
     const { backend } = this.#d;
@@ -214,15 +245,14 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     if (others.length > 0) change.replacePeers = true;
     const want: PeerConfig = { publicKey: vmKey };
     let touched = false;
-    const psk = wireguard.presharedKey ?? null;
     if (peer === undefined || !sameSecret(peer.presharedKey, psk)) {
       want.presharedKey = psk;
       touched = true;
     }
     // The endpoint is set when the peer is new, has none, or CAA gave new VM IPs. An endpoint that
     // is in place may have been learned through NAT, and is never overwritten otherwise.
-    if (peer === undefined || peer.endpoint === null || vmIPsChanged) {
-      want.endpoint = formatEndpoint(endpointIP, wireguard.listenPort);
+    if (peer === undefined || peer.endpoint === null || rewriteEndpoint) {
+      want.endpoint = formatEndpoint(endpointIP, record.vmListenPort);
       touched = true;
     }
     const allowed = [`${record.podIP}/32`];
@@ -231,8 +261,8 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       want.allowedIPs = allowed;
       touched = true;
     }
-    if (peer === undefined || peer.persistentKeepalive !== wireguard.persistentKeepalive) {
-      want.persistentKeepalive = wireguard.persistentKeepalive;
+    if (peer === undefined || peer.persistentKeepalive !== record.keepalive) {
+      want.persistentKeepalive = record.keepalive;
       touched = true;
     }
     if (touched || change.replacePeers === true) change.peers = [want];
