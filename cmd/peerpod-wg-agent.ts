@@ -25,7 +25,10 @@ setup     Creates the WireGuard device in this (root) netns listening on the pod
 teardown  Removes that device. Idempotent.
 
 Options:
-  --config FILE     apf.json as CAA writes it (default ${DEFAULT_APF})
+  --config FILE     apf.json as CAA writes it (default ${DEFAULT_APF}; when that default is
+                    absent, the userdata is read directly, as with --userdata)
+  --userdata        read apf.json from the userdata: the NoCloud seed (/media/cidata/user-data),
+                    then Azure IMDS, then AWS IMDSv2, retrying every 5 s for up to 3 min
   --pod-netns PATH  the pod netns (default ${DEFAULT_POD_NETNS})
   --run-dir DIR     pid and log files of wireguard-go (env WG_RUN_DIR, default /run/peerpod-wg)
   --backend B       auto | userspace | kernel (env WG_BACKEND, default auto)
@@ -35,12 +38,35 @@ Options:
 Exit codes: 0 success, 1 failure, 2 bad input.
 `;
 
+/**
+ * apf.json from --config; or, when it was not given and /run/peerpod/apf.json is absent (no
+ * process-user-data on this image), straight from the userdata sources in CAA's order.
+ */
+async function loadApf(config: string | undefined, fromUserdata: boolean) {
+  if (!fromUserdata) {
+    const path = config ?? DEFAULT_APF;
+    try {
+      return parseApfJson(await readFile(path, 'utf8'), path);
+    } catch (e) {
+      const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+      if (!missing || config !== undefined) {
+        if (missing) throw new PeerpodError('EINVAL', `cannot read --config ${path}: no such file`, { field: 'config' }, e);
+        throw e;
+      }
+    }
+  }
+  // Loaded only here: the userdata readers are not needed when apf.json is on disk.
+  const { fetchApfFromUserdata } = await import('../src/userdata/index.js');
+  return (await fetchApfFromUserdata()).document;
+}
+
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
       config: { type: 'string' },
+      userdata: { type: 'boolean' },
       'pod-netns': { type: 'string' },
       'run-dir': { type: 'string' },
       backend: { type: 'string' },
@@ -56,14 +82,7 @@ async function main(argv: string[]): Promise<void> {
   if (verb !== 'setup' && verb !== 'teardown') {
     throw new PeerpodError('EINVAL', `unknown command "${verb}": valid commands are setup, teardown`);
   }
-  const configPath = values.config ?? DEFAULT_APF;
-  let text: string;
-  try {
-    text = await readFile(configPath, 'utf8');
-  } catch (e) {
-    throw new PeerpodError('EINVAL', `cannot read --config ${configPath}`, { field: 'config' }, e);
-  }
-  const apf = parseApfJson(text, configPath);
+  const apf = await loadApf(values.config, values.userdata === true);
   const rt = makeRuntime({
     name: 'peerpod-wg-agent',
     ...(values['run-dir'] === undefined ? {} : { runDir: values['run-dir'] }),
