@@ -2,24 +2,20 @@
 // wgctl: the operator CLI of the worker side. inspect/setup/teardown are CAA's three tunnel verbs
 // for one pod netns; status shows every tunnel this worker keeps. It parses flags, wires the real
 // dependencies (cmd/wiring.ts) and prints; the work is done by the tunnel driver.
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { PeerpodError } from '../src/errors.js';
 import { parsePodNetwork, podNetworkToJson } from '../src/podnetwork/schema.js';
-import { DEFAULT_STATE_DIR, FilePodStore, podIdOf } from '../src/state/store.js';
+import { DEFAULT_STATE_DIR, podIdOf } from '../src/state/store.js';
 import { TUNNEL_TYPES } from '../src/podnetwork/types.js';
-import { workerDriver, type TunnelRegistry } from '../src/tunnel/registry.js';
-import { VxlanWorkerDriver } from '../src/tunnel/vxlan/worker.js';
-import { tunnelStatus } from '../src/tunnel/status.js';
-import {
-  DEFAULT_KEEPALIVE,
-  DEFAULT_LISTEN_PORT,
-  SETUP_STEPS,
-  WireguardWorkerDriver,
-  type SetupStep,
-} from '../src/tunnel/wireguard/worker.js';
-import { fail, makeRuntime } from './wiring.js';
+import { workerDriver } from '../src/tunnel/registry.js';
+import { callSidecar, unwrap } from '../src/sidecar/client.js';
+import { DEFAULT_SOCKET } from '../src/sidecar/config.js';
+import { formatStatusDetail, formatStatusTable, tunnelStatus, type TunnelStatus } from '../src/tunnel/status.js';
+import { DEFAULT_KEEPALIVE, DEFAULT_LISTEN_PORT, SETUP_STEPS, type SetupStep } from '../src/tunnel/wireguard/worker.js';
+import { fail, makeRuntime, makeWorker } from './wiring.js';
 
 const HELP = `wgctl: WireGuard tunnels between this worker node and its peer-pod VMs
 
@@ -27,7 +23,7 @@ Usage:
   wgctl inspect  --netns <pod netns path> [--tunnel-type T] [--listen-port N] [--keepalive S] [--output FILE]
   wgctl setup    --netns <pod netns path> --pod-vm-ip <ip>[,<ip>] --config <pod-network JSON file|->
   wgctl teardown --netns <pod netns path> [--config <file>]
-  wgctl status   [--json]
+  wgctl status   [<pod|netns|device>] [--json]
 
 inspect   Reads the pod's primary interface (IP, MAC, MTU, routes, permanent neighbours), makes the
           pod's keys and prints the "pod-network" JSON for apf.json. It contains the pod VM's
@@ -35,11 +31,20 @@ inspect   Reads the pod's primary interface (IP, MAC, MTU, routes, permanent nei
 setup     Creates the WireGuard device, moves it into the pod netns and routes the pod IP through
           it. The first --pod-vm-ip is the pod VM's endpoint. Safe to re-run; a failure rolls back.
 teardown  Removes everything setup and inspect made for the pod, including its keys. Idempotent.
-status    One row per tunnel: netns, device, endpoint, handshake age, bytes, keepalive, state.
+status    One row per tunnel: pod, netns, device, the peer endpoint as learned, handshake age,
+          bytes, keepalive and state (connecting, up, stale, down); one tunnel in detail when
+          named. --json prints objects with pod, netns, device, endpoint, latestHandshake (unix
+          seconds, 0 = never), rxBytes, txBytes, keepalive, state.
+
+When the sidecar (peerpod-wg-sidecar) answers on its socket, every command goes through it;
+--direct works on the state folder and the devices directly instead.
 
 Options:
   --tunnel-type T     wireguard | vxlan, for inspect (env TUNNEL_TYPE, default wireguard); setup
                       and teardown follow the config and the pod's state
+  --pod NS/NAME       the Kubernetes pod, recorded at inspect and shown by status
+  --socket PATH       the sidecar's API socket (env WG_SOCKET, default ${DEFAULT_SOCKET})
+  --direct            do not use the sidecar even if it runs
   --state-dir DIR     durable state and the worker's private keys (env WG_STATE_DIR,
                       default ${DEFAULT_STATE_DIR})
   --run-dir DIR       pid and log files of wireguard-go (env WG_RUN_DIR, default /run/peerpod-wg)
@@ -108,10 +113,14 @@ function crashHook(): ((s: SetupStep) => void) | undefined {
   };
 }
 
-function age(sec: number, now: number): string {
-  if (sec === 0) return 'never';
-  const d = Math.max(0, now - sec);
-  return d < 120 ? `${d}s` : `${Math.floor(d / 60)}m${d % 60}s`;
+async function sidecarUp(socket: string): Promise<string | null> {
+  if (!existsSync(socket)) return null;
+  try {
+    await callSidecar(socket, 'GET', '/healthz', undefined, 2_000);
+    return socket;
+  } catch {
+    return null;
+  }
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -131,6 +140,9 @@ async function main(argv: string[]): Promise<void> {
       backend: { type: 'string' },
       'log-level': { type: 'string' },
       json: { type: 'boolean' },
+      pod: { type: 'string' },
+      socket: { type: 'string' },
+      direct: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -148,34 +160,40 @@ async function main(argv: string[]): Promise<void> {
     ...(values.backend === undefined ? {} : { backend: values.backend }),
     ...(values['log-level'] === undefined ? {} : { logLevel: values['log-level'] }),
   });
-  const store = new FilePodStore(values['state-dir'] ?? process.env['WG_STATE_DIR'] ?? DEFAULT_STATE_DIR);
   const onStep = crashHook();
   const listenPort = intFlag(values['listen-port'], 'WG_PORT', 'listen-port', 1, 65535);
   const keepalive = intFlag(values.keepalive, 'WG_KEEPALIVE', 'keepalive', 0, 65535);
   const vxlanPort = intFlag(undefined, 'VXLAN_PORT', 'VXLAN_PORT', 1, 65535);
-  const minId = intFlag(undefined, 'VXLAN_MIN_ID', 'VXLAN_MIN_ID', 1, 2 ** 24 - 1);
-  const registry: TunnelRegistry = {
-    wireguard: {
-      worker: () =>
-        new WireguardWorkerDriver(
-          { backend: rt.backend, netns: rt.netns, store, ...(onStep ? { onStep } : {}) },
-          { ...(listenPort === undefined ? {} : { listenPort }), ...(keepalive === undefined ? {} : { keepalive }) },
-        ),
-    },
-    vxlan: {
-      worker: () =>
-        new VxlanWorkerDriver(
-          { netns: rt.netns, store },
-          { ...(vxlanPort === undefined ? {} : { port: vxlanPort }), ...(minId === undefined ? {} : { minId }) },
-        ),
-    },
-  };
+  const vxlanMinId = intFlag(undefined, 'VXLAN_MIN_ID', 'VXLAN_MIN_ID', 1, 2 ** 24 - 1);
+  const { registry, store } = makeWorker(rt, {
+    stateDir: values['state-dir'] ?? process.env['WG_STATE_DIR'] ?? DEFAULT_STATE_DIR,
+    ...(listenPort === undefined ? {} : { listenPort }),
+    ...(keepalive === undefined ? {} : { keepalive }),
+    ...(vxlanPort === undefined ? {} : { vxlanPort }),
+    ...(vxlanMinId === undefined ? {} : { vxlanMinId }),
+    ...(onStep ? { onStep } : {}),
+  });
+
+  // When the sidecar runs, it owns the tunnels: the verbs go through its API.
+  const socket = values.socket ?? process.env['WG_SOCKET'] ?? DEFAULT_SOCKET;
+  const sidecar = values.direct === true ? null : await sidecarUp(socket);
+  if (verb !== 'status' && sidecar === null && values.direct !== true && existsSync(socket)) {
+    process.stderr.write(`note: ${socket} exists but the sidecar does not answer; working directly\n`);
+  }
+  const ask = async (method: string, path: string, body?: unknown): Promise<unknown> => unwrap(await callSidecar(socket, method, path, body));
 
   if (verb === 'inspect') {
     const netns = required(values.netns, 'netns', 'the pod netns path, e.g. /run/netns/cni-1234');
-    const type = values['tunnel-type'] ?? process.env['TUNNEL_TYPE'] ?? 'wireguard';
-    const pn = await workerDriver(registry, type, 'tunnel-type').inspect(netns);
-    const text = JSON.stringify(podNetworkToJson(pn), null, 2) + '\n';
+    const type = values['tunnel-type'] ?? process.env['TUNNEL_TYPE'];
+    let json: unknown;
+    if (sidecar !== null) {
+      json = ((await ask('POST', '/v1/inspect', { netns, ...(type === undefined ? {} : { tunnelType: type }), ...(values.pod ? { pod: values.pod } : {}) })) as {
+        podNetwork: unknown;
+      }).podNetwork;
+    } else {
+      json = podNetworkToJson(await workerDriver(registry, type ?? 'wireguard', 'tunnel-type').inspect(netns));
+    }
+    const text = JSON.stringify(json, null, 2) + '\n';
     if (values.output !== undefined) await writeFile(values.output, text, { mode: 0o600 });
     else process.stdout.write(text);
     rt.log.info({ netns, op: 'inspect' }, 'inspected pod netns');
@@ -191,34 +209,51 @@ async function main(argv: string[]): Promise<void> {
         });
       }
     }
-    const pn = parsePodNetwork(await readConfig(required(values.config, 'config', 'the pod-network JSON from inspect')));
-    const rec = await workerDriver(registry, pn.tunnel.type).setup({ netns, podVmIPs: ips, podNetwork: pn });
-    rt.log.info({ netns, device: rec.device, op: 'setup' }, 'tunnel set up');
-    process.stdout.write(`tunnel ${rec.device} set up in ${netns} to ${ips[0] ?? ''}\n`);
+    const raw = await readConfig(required(values.config, 'config', 'the pod-network JSON from inspect'));
+    const pn = parsePodNetwork(raw);
+    let device: string;
+    if (sidecar !== null) {
+      device = ((await ask('POST', '/v1/setup', { netns, podVmIPs: ips, podNetwork: raw })) as { device: string }).device;
+    } else {
+      device = (await workerDriver(registry, pn.tunnel.type).setup({ netns, podVmIPs: ips, podNetwork: pn })).device;
+    }
+    rt.log.info({ netns, device, op: 'setup' }, 'tunnel set up');
+    process.stdout.write(`tunnel ${device} set up in ${netns} to ${ips[0] ?? ''}\n`);
   } else if (verb === 'teardown') {
     const netns = required(values.netns, 'netns', 'the pod netns path');
     const pn = values.config === undefined ? null : parsePodNetwork(await readConfig(values.config));
-    const rec = await store.read(podIdOf(netns)).catch(() => null);
-    const type = rec?.tunnelType ?? pn?.tunnel.type;
-    // Without a record or a config, every driver removes whatever it may have left: all are idempotent.
-    const types = type === undefined ? TUNNEL_TYPES.filter((t) => registry[t].worker !== undefined) : [type];
-    for (const t of types) await workerDriver(registry, t).teardown({ netns });
+    if (sidecar !== null) {
+      await ask('POST', '/v1/teardown', { netns });
+    } else {
+      const rec = await store.read(podIdOf(netns)).catch(() => null);
+      const type = rec?.tunnelType ?? pn?.tunnel.type;
+      // Without a record or a config, every driver removes whatever it may have left: all are idempotent.
+      const types = type === undefined ? TUNNEL_TYPES.filter((t) => registry[t].worker !== undefined) : [type];
+      for (const t of types) await workerDriver(registry, t).teardown({ netns });
+    }
     rt.log.info({ netns, op: 'teardown' }, 'tunnel torn down');
     process.stdout.write(`tunnel for ${netns} torn down\n`);
   } else {
     const now = Math.floor(Date.now() / 1000);
-    const rows = await tunnelStatus(await store.list(), { backend: rt.backend, netns: rt.netns }, now);
-    if (values.json === true) {
+    const one = positionals[1];
+    let rows: (TunnelStatus & { pod?: string })[];
+    if (sidecar !== null) {
+      rows = (await ask('GET', '/v1/status')) as (TunnelStatus & { pod: string })[];
+    } else {
+      if (values.direct !== true) process.stderr.write(`the sidecar is not running (nothing answers on ${socket}); reading the state folder directly\n`);
+      const records = await store.list();
+      rows = (await tunnelStatus(records, { backend: rt.backend, netns: rt.netns }, now)).map((r, i) => ({ pod: records[i]?.pod ?? '', ...r }));
+    }
+    if (one !== undefined) {
+      const row = rows.find((r) => r.pod === one || r.netns === one || r.device === one);
+      if (row === undefined) throw new PeerpodError('ENOTFOUND', `no tunnel for pod, netns or device "${one}"`, { field: 'pod' });
+      if (values.json === true) process.stdout.write(JSON.stringify(row, null, 2) + '\n');
+      else process.stdout.write(formatStatusDetail(row, now));
+    } else if (values.json === true) {
       process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
-      return;
+    } else {
+      process.stdout.write(formatStatusTable(rows, now));
     }
-    const table = [['NETNS', 'DEVICE', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'KEEPALIVE', 'STATE']];
-    for (const r of rows) {
-      table.push([r.netns, r.device, r.endpoint ?? '-', age(r.latestHandshake, now), String(r.rxBytes), String(r.txBytes),
-        `${r.keepalive}s`, r.state]);
-    }
-    const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-    for (const row of table) process.stdout.write(row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n');
   }
   await rt.backend.close();
 }

@@ -5,7 +5,12 @@ import { PeerpodError, describeError, isPeerpodError } from '../src/errors.js';
 import { realExec } from '../src/exec.js';
 import { netnsFactory, type NetnsFactory } from '../src/netns/netns.js';
 import type { WireGuardBackend } from '../src/wireguard/backend.js';
+import { KernelBackend, kernelWireGuardAvailable } from '../src/wireguard/kernel/backend.js';
 import { DEFAULT_RUN_DIR, UserspaceBackend } from '../src/wireguard/userspace/backend.js';
+import { FilePodStore } from '../src/state/store.js';
+import type { TunnelRegistry } from '../src/tunnel/registry.js';
+import { VxlanWorkerDriver } from '../src/tunnel/vxlan/worker.js';
+import { WireguardWorkerDriver, type SetupStep } from '../src/tunnel/wireguard/worker.js';
 
 export interface Runtime {
   backend: WireGuardBackend;
@@ -15,29 +20,80 @@ export interface Runtime {
 
 export type BackendChoice = 'auto' | 'userspace' | 'kernel';
 
-export function makeLogger(level: string | undefined, name: string): Logger {
-  // Logs go to stderr as JSON lines, so that stdout stays for the command's own output.
-  return pino({ name, level: level ?? 'warn', base: { pid: process.pid } }, pino.destination(2));
+export function makeLogger(level: string | undefined, name: string, fd: 1 | 2 = 2): Logger {
+  // The CLIs log to stderr, so that stdout stays for their own output; the daemon logs to stdout.
+  return pino({ name, level: level ?? 'warn', base: { pid: process.pid } }, pino.destination({ fd, sync: true }));
 }
 
-export function makeRuntime(opts: { runDir?: string; backend?: string; logLevel?: string; name: string }): Runtime {
+export function makeRuntime(opts: { runDir?: string; backend?: string; logLevel?: string; name: string; logTo?: 1 | 2 }): Runtime {
   const choice = (opts.backend ?? process.env['WG_BACKEND'] ?? 'auto') as BackendChoice;
   if (!['auto', 'userspace', 'kernel'].includes(choice)) {
     throw new PeerpodError('EINVAL', `unknown backend "${String(choice)}": valid backends are auto, userspace, kernel`, {
       field: 'backend',
     });
   }
+  const backend = chooseBackend(choice, { runDir: opts.runDir ?? process.env['WG_RUN_DIR'] ?? DEFAULT_RUN_DIR });
+  return { backend, netns: netnsFactory(realExec), log: makeLogger(opts.logLevel ?? process.env['LOG_LEVEL'], opts.name, opts.logTo ?? 2) };
+}
+
+/**
+ * 'auto' takes kernel WireGuard when this kernel has it (the pod VM's cloud kernel does) and
+ * wireguard-go otherwise; 'kernel' without it fails here, naming what was looked at.
+ */
+export function chooseBackend(choice: BackendChoice, opts: { runDir: string }): WireGuardBackend {
+  if (choice === 'userspace') return new UserspaceBackend({ exec: realExec, runDir: opts.runDir });
+  const probe = kernelWireGuardAvailable();
+  if (probe.available) return new KernelBackend({ exec: realExec });
   if (choice === 'kernel') {
-    throw new PeerpodError('EUNSUPPORTED', 'the kernel WireGuard backend is not built yet: use --backend userspace or auto', {
+    throw new PeerpodError('EUNSUPPORTED', `this kernel has no WireGuard (${probe.why}): use --backend userspace or auto`, {
       field: 'backend',
     });
   }
-  const backend = new UserspaceBackend({ exec: realExec, runDir: opts.runDir ?? process.env['WG_RUN_DIR'] ?? DEFAULT_RUN_DIR });
-  return { backend, netns: netnsFactory(realExec), log: makeLogger(opts.logLevel ?? process.env['LOG_LEVEL'], opts.name) };
+  return new UserspaceBackend({ exec: realExec, runDir: opts.runDir });
 }
 
 /** Print an error for a person and exit: 2 for bad input, 1 for everything else. */
 export function fail(e: unknown): never {
   process.stderr.write(`error: ${describeError(e)}\n`);
   process.exit(isPeerpodError(e, 'EINVAL') ? 2 : 1);
+}
+
+export interface WorkerOptions {
+  stateDir: string;
+  listenPort?: number;
+  keepalive?: number;
+  maxMtu?: number;
+  vxlanPort?: number;
+  vxlanMinId?: number;
+  onStep?: (step: SetupStep) => void;
+}
+
+export interface Worker {
+  registry: TunnelRegistry;
+  wireguard: WireguardWorkerDriver;
+  store: FilePodStore;
+}
+
+/** The worker side's drivers and state, shared by wgctl (direct mode) and the sidecar. */
+export function makeWorker(rt: Runtime, o: WorkerOptions): Worker {
+  const store = new FilePodStore(o.stateDir);
+  const wireguard = new WireguardWorkerDriver(
+    { backend: rt.backend, netns: rt.netns, store, ...(o.onStep ? { onStep: o.onStep } : {}) },
+    {
+      ...(o.listenPort === undefined ? {} : { listenPort: o.listenPort }),
+      ...(o.keepalive === undefined ? {} : { keepalive: o.keepalive }),
+      ...(o.maxMtu === undefined ? {} : { maxMtu: o.maxMtu }),
+    },
+  );
+  const registry: TunnelRegistry = {
+    wireguard: { worker: () => wireguard },
+    vxlan: {
+      worker: () =>
+        new VxlanWorkerDriver(
+          { netns: rt.netns, store },
+          { ...(o.vxlanPort === undefined ? {} : { port: o.vxlanPort }), ...(o.vxlanMinId === undefined ? {} : { minId: o.vxlanMinId }) },
+        ),
+    },
+  };
+  return { registry, wireguard, store };
 }

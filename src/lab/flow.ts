@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Exec, ExecResult } from '../exec.js';
-import { LAB, type Lab } from './lab.js';
+import type { Lab, LabSlot } from './lab.js';
 
 const CMD_DIR = fileURLToPath(new URL('../../cmd/', import.meta.url));
 export const WGCTL = join(CMD_DIR, 'wgctl.js');
@@ -20,6 +20,12 @@ export interface FlowOptions {
   keepalive?: number;
   /** wireguard (default) or vxlan. */
   tunnelType?: 'wireguard' | 'vxlan';
+  /** Which of the lab's peer pods (default 0). */
+  slot?: number;
+  /** Share a state folder (and wireguard-go run folder) with other flows, e.g. for a sidecar. */
+  dir?: string;
+  /** Extra environment for wgctl (e.g. WG_SOCKET). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class LabFlow {
@@ -28,6 +34,9 @@ export class LabFlow {
   readonly listenPort: number;
   readonly keepalive: number;
   readonly tunnelType: 'wireguard' | 'vxlan';
+  readonly slot: LabSlot;
+  readonly #sharedDir: string | undefined;
+  readonly #env: NodeJS.ProcessEnv;
   dir = '';
   podNetworkJson: Record<string, unknown> = {};
 
@@ -37,6 +46,9 @@ export class LabFlow {
     this.listenPort = opts.listenPort ?? 51900;
     this.keepalive = opts.keepalive ?? 25;
     this.tunnelType = opts.tunnelType ?? 'wireguard';
+    this.slot = opts.lab.slot(opts.slot ?? 0);
+    this.#sharedDir = opts.dir;
+    this.#env = opts.env ?? {};
   }
 
   get stateDir(): string {
@@ -46,14 +58,14 @@ export class LabFlow {
     return join(this.dir, 'run');
   }
   get apfPath(): string {
-    return join(this.dir, 'apf.json');
+    return join(this.dir, `apf-${this.slot.index}.json`);
   }
   get podNetworkPath(): string {
-    return join(this.dir, 'pod-network.json');
+    return join(this.dir, `pod-network-${this.slot.index}.json`);
   }
 
   async init(): Promise<void> {
-    this.dir = await mkdtemp(join(tmpdir(), `${this.lab.prefix}-`));
+    this.dir = this.#sharedDir ?? (await mkdtemp(join(tmpdir(), `${this.lab.prefix}-`)));
   }
 
   /** Run wgctl in the worker's host netns. */
@@ -61,14 +73,14 @@ export class LabFlow {
     return this.#exec(
       ['ip', 'netns', 'exec', this.lab.ns.worker, process.execPath, WGCTL, ...args,
         '--state-dir', this.stateDir, '--run-dir', this.runDir],
-      { env: { ...process.env, ...env }, okCodes: [0, 1, 2, 137, -1] },
+      { env: { ...process.env, ...this.#env, ...env }, okCodes: [0, 1, 2, 137, -1] },
     );
   }
 
   /** Run the agent in the pod VM's root netns. */
   agent(args: readonly string[]): Promise<ExecResult> {
     return this.#exec(
-      ['ip', 'netns', 'exec', this.lab.ns.vm, process.execPath, AGENT, ...args, '--run-dir', join(this.dir, 'vm-run')],
+      ['ip', 'netns', 'exec', this.slot.vm, process.execPath, AGENT, ...args, '--run-dir', join(this.dir, 'vm-run')],
       { okCodes: [0, 1, 2] },
     );
   }
@@ -80,7 +92,7 @@ export class LabFlow {
 
   async inspect(): Promise<Record<string, unknown>> {
     const r = LabFlow.check(
-      await this.wgctl(['inspect', '--netns', this.lab.path(this.lab.ns.pod), '--tunnel-type', this.tunnelType,
+      await this.wgctl(['inspect', '--netns', this.lab.path(this.slot.pod), '--tunnel-type', this.tunnelType,
         '--listen-port', String(this.listenPort),
         '--keepalive', String(this.keepalive), '--output', this.podNetworkPath]),
       'wgctl inspect',
@@ -88,27 +100,27 @@ export class LabFlow {
     void r;
     const { readFile } = await import('node:fs/promises');
     this.podNetworkJson = JSON.parse(await readFile(this.podNetworkPath, 'utf8')) as Record<string, unknown>;
-    const apf = { 'pod-network': this.podNetworkJson, 'pod-namespace': 'default', 'pod-name': `demo-${this.lab.prefix}` };
+    const apf = { 'pod-network': this.podNetworkJson, 'pod-namespace': 'default', 'pod-name': `${this.lab.prefix}-${this.slot.index}` };
     await writeFile(this.apfPath, JSON.stringify(apf, null, 2), { mode: 0o600 });
     return this.podNetworkJson;
   }
 
   async agentSetup(): Promise<ExecResult> {
     return LabFlow.check(
-      await this.agent(['setup', '--config', this.apfPath, '--pod-netns', this.lab.path(this.lab.ns.vmPod)]),
+      await this.agent(['setup', '--config', this.apfPath, '--pod-netns', this.lab.path(this.slot.vmPod)]),
       'peerpod-wg-agent setup',
     );
   }
 
   async agentTeardown(): Promise<ExecResult> {
     return LabFlow.check(
-      await this.agent(['teardown', '--config', this.apfPath, '--pod-netns', this.lab.path(this.lab.ns.vmPod)]),
+      await this.agent(['teardown', '--config', this.apfPath, '--pod-netns', this.lab.path(this.slot.vmPod)]),
       'peerpod-wg-agent teardown',
     );
   }
 
   setupArgs(): string[] {
-    return ['setup', '--netns', this.lab.path(this.lab.ns.pod), '--pod-vm-ip', LAB.vmIP, '--config', this.podNetworkPath];
+    return ['setup', '--netns', this.lab.path(this.slot.pod), '--pod-vm-ip', this.slot.vmIP, '--config', this.podNetworkPath];
   }
 
   async setup(env: NodeJS.ProcessEnv = {}): Promise<ExecResult> {
@@ -117,7 +129,7 @@ export class LabFlow {
 
   async teardown(): Promise<ExecResult> {
     return LabFlow.check(
-      await this.wgctl(['teardown', '--netns', this.lab.path(this.lab.ns.pod), '--config', this.podNetworkPath]),
+      await this.wgctl(['teardown', '--netns', this.lab.path(this.slot.pod), '--config', this.podNetworkPath]),
       'wgctl teardown',
     );
   }
@@ -138,7 +150,7 @@ export class LabFlow {
       }
     }
     await this.lab.destroy().catch((e: unknown) => errors.push(e));
-    if (this.dir !== '') await rm(this.dir, { recursive: true, force: true });
+    if (this.dir !== '' && this.#sharedDir === undefined) await rm(this.dir, { recursive: true, force: true });
     if (errors.length > 0 && process.env['PEERPOD_LAB_DEBUG']) console.warn('lab cleanup:', errors);
   }
 }

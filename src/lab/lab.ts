@@ -29,6 +29,20 @@ export interface LabOptions {
   podMtu?: number;
   /** MTU of the underlay links worker ⇄ NAT ⇄ VM (default 1500). */
   underlayMtu?: number;
+  /** Peer pods, each with its own pod VM (default 1). Slot 0 uses the names and addresses above. */
+  pods?: number;
+  /** The NAT picks random source ports (iptables --random), as some home routers do. */
+  natRandomPorts?: boolean;
+}
+
+/** One peer pod and its pod VM. */
+export interface LabSlot {
+  index: number;
+  pod: string;
+  vm: string;
+  vmPod: string;
+  podIP: string;
+  vmIP: string;
 }
 
 export const LAB = {
@@ -48,6 +62,8 @@ export class Lab {
   readonly nat: boolean;
   readonly podMtu: number;
   readonly underlayMtu: number;
+  readonly pods: number;
+  readonly natRandomPorts: boolean;
   readonly #exec: Exec;
   #created: string[] = [];
 
@@ -60,6 +76,34 @@ export class Lab {
     this.nat = opts.nat ?? true;
     this.podMtu = opts.podMtu ?? 1500;
     this.underlayMtu = opts.underlayMtu ?? 1500;
+    this.pods = opts.pods ?? 1;
+    this.natRandomPorts = opts.natRandomPorts ?? false;
+    if (!Number.isInteger(this.pods) || this.pods < 1 || this.pods > 60) {
+      throw new PeerpodError('EINVAL', `lab pods ${this.pods}: expected 1-60`);
+    }
+  }
+
+  slot(i: number): LabSlot {
+    const p = this.prefix;
+    const suffix = i === 0 ? '' : String(i);
+    return {
+      index: i,
+      pod: `${p}-pod${suffix}`,
+      vm: `${p}-vm${suffix}`,
+      vmPod: `${p}-vmpod${suffix}`,
+      podIP: `198.18.1.${21 + i}`,
+      vmIP: `203.0.113.${10 + i}`,
+    };
+  }
+
+  get slots(): LabSlot[] {
+    return Array.from({ length: this.pods }, (_, i) => this.slot(i));
+  }
+
+  /** Every namespace of this lab. */
+  get namespaces(): string[] {
+    const n = this.ns;
+    return [n.worker, n.client, n.nat, ...this.slots.flatMap((s) => [s.pod, s.vm, s.vmPod])];
   }
 
   get ns() {
@@ -100,7 +144,7 @@ export class Lab {
   async create(): Promise<void> {
     const n = this.ns;
     try {
-      for (const name of Object.values(n)) {
+      for (const name of this.namespaces) {
         await this.#exec(['ip', 'netns', 'add', name]);
         this.#created.push(name);
         await this.#exec(['ip', '-n', name, 'link', 'set', 'lo', 'up']);
@@ -113,17 +157,16 @@ export class Lab {
         ['link', 'set', 'br0', 'up'],
         ['link', 'add', 'cli0', 'mtu', pm, 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', pm, 'netns', n.client],
         ['link', 'set', 'cli0', 'master', 'br0', 'up'],
-        ['link', 'add', 'pod0', 'mtu', pm, 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', pm, 'netns', n.pod],
-        ['link', 'set', 'pod0', 'master', 'br0', 'up'],
+        ...this.slots.flatMap((sl) => [
+          ['link', 'add', `pod${sl.index}`, 'mtu', pm, 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', pm, 'netns', sl.pod],
+          ['link', 'set', `pod${sl.index}`, 'master', 'br0', 'up'],
+        ]),
         ['link', 'add', 'up0', 'mtu', um, 'type', 'veth', 'peer', 'name', 'lan0', 'mtu', um, 'netns', n.nat],
         ['address', 'add', `${LAB.workerIP}/24`, 'dev', 'up0'],
         ['link', 'set', 'up0', 'up'],
         ['route', 'add', 'default', 'via', LAB.natLanIP],
       ]);
-      for (const [ns, ip] of [
-        [n.client, LAB.clientIP],
-        [n.pod, LAB.podIP],
-      ] as const) {
+      for (const [ns, ip] of [[n.client, LAB.clientIP] as const, ...this.slots.map((sl) => [sl.pod, sl.podIP] as const)]) {
         await this.ipBatch(ns, [
           ['address', 'add', `${ip}/${LAB.podPrefix}`, 'dev', 'eth0'],
           ['link', 'set', 'eth0', 'up'],
@@ -133,15 +176,22 @@ export class Lab {
       await this.ipBatch(n.nat, [
         ['address', 'add', `${LAB.natLanIP}/24`, 'dev', 'lan0'],
         ['link', 'set', 'lan0', 'up'],
-        ['link', 'add', 'wan0', 'mtu', um, 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', um, 'netns', n.vm],
+        // The cloud side: a bridge that every pod VM hangs off.
+        ['link', 'add', 'wan0', 'mtu', um, 'type', 'bridge'],
         ['address', 'add', `${LAB.natWanIP}/24`, 'dev', 'wan0'],
         ['link', 'set', 'wan0', 'up'],
+        ...this.slots.flatMap((sl) => [
+          ['link', 'add', `vm${sl.index}`, 'mtu', um, 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', um, 'netns', sl.vm],
+          ['link', 'set', `vm${sl.index}`, 'master', 'wan0', 'up'],
+        ]),
       ]);
-      await this.ipBatch(n.vm, [
-        ['address', 'add', `${LAB.vmIP}/24`, 'dev', 'eth0'],
-        ['link', 'set', 'eth0', 'up'],
-        ['route', 'add', 'default', 'via', LAB.natWanIP],
-      ]);
+      for (const sl of this.slots) {
+        await this.ipBatch(sl.vm, [
+          ['address', 'add', `${sl.vmIP}/24`, 'dev', 'eth0'],
+          ['link', 'set', 'eth0', 'up'],
+          ['route', 'add', 'default', 'via', LAB.natWanIP],
+        ]);
+      }
       await this.sysctl(n.worker, { 'net.ipv4.ip_forward': 1 });
       await this.sysctl(n.nat, { 'net.ipv4.ip_forward': 1 });
       // The node SNATs pod egress, as a Kubernetes node does for traffic leaving the cluster.
@@ -149,7 +199,7 @@ export class Lab {
         ['-t', 'nat', '-A', 'POSTROUTING', '-s', LAB.podSubnet, '-o', 'up0', '-j', 'MASQUERADE'],
       ]);
       // Without NAT the router only forwards: both sides reach each other by their default routes.
-      if (this.nat) await this.iptables(n.nat, this.natRules());
+      if (this.nat) await this.iptables(n.nat, this.natRules(this.natRandomPorts));
     } catch (e) {
       await this.destroy().catch(() => undefined);
       throw new PeerpodError('ESETUP', `cannot build lab ${this.prefix}`, { op: 'lab-create' }, e);
@@ -170,7 +220,7 @@ export class Lab {
   /** Delete every namespace of this lab; their veths, bridge and TUNs go with them. Idempotent. */
   async destroy(): Promise<void> {
     const errors: unknown[] = [];
-    for (const name of Object.values(this.ns)) {
+    for (const name of this.namespaces) {
       const r = await this.#exec(['ip', 'netns', 'del', name], { okCodes: [0, 1, 2, 255] }).catch((e: unknown) => e);
       if (r instanceof Error) errors.push(r);
     }

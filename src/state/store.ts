@@ -16,6 +16,8 @@ export type PodPhase = 'inspected' | 'setting-up' | 'ready' | 'tearing-down';
 interface PodRecordBase {
   id: string;
   netns: string;
+  /** "namespace/name" of the Kubernetes pod, when the caller said so. */
+  pod?: string;
   device: string;
   podIP: string;
   mtu: number;

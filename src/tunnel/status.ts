@@ -59,3 +59,38 @@ export async function tunnelStatus(
   }
   return rows;
 }
+
+function age(sec: number, now: number): string {
+  if (sec === 0) return 'never';
+  const d = Math.max(0, now - sec);
+  return d < 120 ? `${d}s` : `${Math.floor(d / 60)}m${d % 60}s`;
+}
+
+/** The table `wgctl status` prints. */
+export function formatStatusTable(rows: readonly (TunnelStatus & { pod?: string })[], nowSec: number): string {
+  const table = [['POD', 'NETNS', 'DEVICE', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'KEEPALIVE', 'STATE']];
+  for (const r of rows) {
+    table.push([r.pod || '-', r.netns, r.device, r.endpoint ?? '-', age(r.latestHandshake, nowSec), String(r.rxBytes),
+      String(r.txBytes), r.keepalive === 0 ? 'off' : `${r.keepalive}s`, r.state]);
+  }
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  return table.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** `wgctl status <pod>`: one tunnel, one field a line. */
+export function formatStatusDetail(r: TunnelStatus & { pod?: string }, nowSec: number): string {
+  const lines: [string, string][] = [
+    ['pod', r.pod || '-'],
+    ['netns', r.netns],
+    ['tunnel type', r.tunnelType],
+    ['device', r.device],
+    ['state', r.state],
+    ['phase', r.phase],
+    ['endpoint', r.endpoint ?? '-'],
+    ['latest handshake', r.latestHandshake === 0 ? 'never' : `${age(r.latestHandshake, nowSec)} ago (${new Date(r.latestHandshake * 1000).toISOString()})`],
+    ['received', `${r.rxBytes} B`],
+    ['sent', `${r.txBytes} B`],
+    ['keepalive', r.keepalive === 0 ? 'off' : `${r.keepalive}s`],
+  ];
+  return lines.map(([k, v]) => `${(k + ':').padEnd(18)}${v}`).join('\n') + '\n';
+}

@@ -48,6 +48,8 @@ export interface WireguardWorkerOptions {
   listenPort?: number;
   /** PersistentKeepalive in seconds (WG_KEEPALIVE). */
   keepalive?: number;
+  /** An upper bound for the computed tunnel MTU (WG_MTU). */
+  maxMtu?: number;
 }
 
 export class WireguardWorkerDriver implements WorkerTunnelDriver {
@@ -55,17 +57,18 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
   readonly #d: WorkerDriverDeps;
   readonly #listenPort: number;
   readonly #keepalive: number;
+  readonly #maxMtu: number;
 
   constructor(deps: WorkerDriverDeps, opts: WireguardWorkerOptions = {}) {
     this.#d = deps;
     this.#listenPort = opts.listenPort ?? DEFAULT_LISTEN_PORT;
     this.#keepalive = opts.keepalive ?? DEFAULT_KEEPALIVE;
+    this.#maxMtu = opts.maxMtu ?? 65535;
   }
 
   private now(): string {
     return (this.#d.now?.() ?? new Date()).toISOString();
   }
-
 
   async inspect(netnsPath: string): Promise<PodNetwork> {
     const ns = this.#d.netns.at(netnsPath);
@@ -80,7 +83,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       await store.writeKey(id, 'worker', workerKey);
     }
     const vm = generateKeyPair();
-    const mtu = Math.min(pod.mtu, (await this.#d.netns.host().defaultRouteMtu()) - WIREGUARD_OVERHEAD);
+    const mtu = Math.min(pod.mtu, this.#maxMtu, (await this.#d.netns.host().defaultRouteMtu()) - WIREGUARD_OVERHEAD);
     const wireguard: WireguardTunnel = {
       type: 'wireguard',
       privateKey: vm.privateKey,
@@ -224,6 +227,54 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     await applyPodPlumbing(podNs, { device, podInterface: record.podInterface, podIP: record.podIP });
     step('plumbed');
     return { created: inPod === null };
+  }
+
+  /**
+   * Start a fresh handshake now. WireGuard sends at most one initiation per peer every 5 s
+   * (REKEY_TIMEOUT), and gives up after 90 s; a peer that is removed and added again has no such
+   * history, and adding it with a keepalive sends one at once, which starts the handshake.
+   */
+  async nudgeHandshake(record: WireguardPodRecord): Promise<void> {
+    const vmKey = PublicKey.fromBase64(record.vmPublicKey);
+    const psk = await this.#d.store.readKey(record.id, 'psk', 'preshared key');
+    const endpointIP = record.podVmIPs[0];
+    await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, remove: true }] });
+    await this.#d.backend.configure(record.device, {
+      peers: [
+        {
+          publicKey: vmKey,
+          presharedKey: psk,
+          ...(endpointIP === undefined ? {} : { endpoint: formatEndpoint(endpointIP, record.vmListenPort) }),
+          replaceAllowedIPs: true,
+          allowedIPs: [`${record.podIP}/32`],
+          persistentKeepalive: record.keepalive === 0 ? 1 : record.keepalive,
+        },
+      ],
+    });
+    if (record.keepalive === 0) {
+      await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] });
+    }
+  }
+
+  /**
+   * Send one keepalive now, without touching the session: turning PersistentKeepalive on sends one
+   * at once. The pod VM then sees our current NAT mapping and follows it (roaming).
+   */
+  async sendKeepalive(record: WireguardPodRecord): Promise<void> {
+    const vmKey = PublicKey.fromBase64(record.vmPublicKey);
+    await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] });
+    await this.#d.backend.configure(record.device, {
+      peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: record.keepalive === 0 ? 1 : record.keepalive }],
+    });
+    if (record.keepalive === 0) {
+      await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] });
+    }
+  }
+
+  /** Roll back a setup that was interrupted (the record says setting-up) and keep the keys. */
+  async rollBack(record: WireguardPodRecord): Promise<void> {
+    await this.removeNetwork(record.device, record.netns, record.podIP, record.podInterface);
+    await this.#d.store.write({ ...record, phase: 'inspected', updatedAt: this.now() });
   }
 
   /** Bring the device's WireGuard config to what is wanted, touching only what differs. */

@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+// peerpod-wg-sidecar: the long-lived worker-side daemon next to CAA. It owns the per-pod tunnels,
+// serves CAA's three verbs plus status and metrics on a unix socket, reconciles on start and
+// keeps tunnels healthy (src/sidecar/service.ts). On SIGTERM it stops and leaves the tunnels up.
+import { chmod, mkdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { dirname } from 'node:path';
+import { describeError, PeerpodError } from '../src/errors.js';
+import { createApiServer } from '../src/sidecar/api.js';
+import { callSidecar } from '../src/sidecar/client.js';
+import { sidecarConfigFromEnv } from '../src/sidecar/config.js';
+import { TunnelService } from '../src/sidecar/service.js';
+import { fail, makeRuntime, makeWorker } from './wiring.js';
+
+const HELP = `peerpod-wg-sidecar: the worker-side daemon of peerpod-wireguard
+
+Usage: peerpod-wg-sidecar          (configured by environment variables only)
+
+Serves on the unix socket WG_SOCKET (mode 0600):
+  POST /v1/inspect {netns, tunnelType?, pod?}        → {podNetwork}
+  POST /v1/setup {netns, podVmIPs: [ip,...], podNetwork} → {netns, device, tunnelType, phase}
+  POST /v1/teardown {netns}                          → {ok: true}
+  GET  /v1/status, GET /v1/status/<pod|netns|device>
+  GET  /metrics, /healthz, /readyz
+and /metrics, /healthz, /readyz also on WG_METRICS_ADDR when set. Contract: docs/sidecar.md.
+
+Environment (all validated at start; see docs/sidecar.md):
+  TUNNEL_TYPE             wireguard | vxlan: the type inspect makes (default wireguard)
+  WG_PORT                 the pod VMs' UDP port (default 51900)
+  WG_KEEPALIVE            PersistentKeepalive seconds, 0 disables (default 25)
+  WG_MTU                  an upper bound for the tunnel MTU (default: none; derived from the underlay)
+  WG_STATE_DIR            durable state and worker keys (default /var/lib/peerpod-wireguard)
+  WG_RUN_DIR              wireguard-go pid and log files (default /run/peerpod-wg)
+  WG_SOCKET               the API socket (default /run/peerpod-wg/sidecar.sock)
+  WG_METRICS_ADDR         ip:port for metrics and health over TCP (default: off)
+  WG_BACKEND              auto | userspace | kernel (default auto)
+  WG_HEALTH_TICK_MS       health loop period (default 250)
+  WG_IDLE_PROBE_MS        keepalive to a tunnel idle this long, so NAT rebinding heals fast;
+                          0 disables (default 1000)
+  WG_FAST_NUDGE_WINDOW_MS how long after setup a connecting tunnel is nudged every 250 ms
+                          (default 300000; then every 5 s)
+  VXLAN_PORT, VXLAN_MIN_ID  for TUNNEL_TYPE=vxlan (defaults 4789, 555000)
+  LOG_LEVEL               pino level of the JSON logs on stdout (default info)
+`;
+
+function listen(server: Server, target: string | { host: string; port: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    if (typeof target === 'string') server.listen(target, () => resolve());
+    else server.listen(target.port, target.host, () => resolve());
+  });
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const cfg = sidecarConfigFromEnv(process.env);
+  const rt = makeRuntime({ name: 'peerpod-wg-sidecar', runDir: cfg.runDir, backend: cfg.backend, logLevel: cfg.logLevel, logTo: 1 });
+  const worker = makeWorker(rt, {
+    stateDir: cfg.stateDir,
+    listenPort: cfg.wgPort,
+    keepalive: cfg.wgKeepalive,
+    ...(cfg.wgMtu === undefined ? {} : { maxMtu: cfg.wgMtu }),
+    ...(cfg.vxlanPort === undefined ? {} : { vxlanPort: cfg.vxlanPort }),
+    ...(cfg.vxlanMinId === undefined ? {} : { vxlanMinId: cfg.vxlanMinId }),
+  });
+  const service = new TunnelService({
+    registry: worker.registry,
+    wireguard: worker.wireguard,
+    backend: rt.backend,
+    netns: rt.netns,
+    store: worker.store,
+    log: rt.log,
+    defaultTunnelType: cfg.tunnelType,
+    tickMs: cfg.tickMs,
+    idleProbeMs: cfg.idleProbeMs,
+    fastNudgeWindowMs: cfg.fastNudgeWindowMs,
+  });
+  const onError = (e: unknown, route: string): void => {
+    const bad = e instanceof PeerpodError && ['EINVAL', 'ENOTFOUND', 'ESTATE', 'EUNSUPPORTED'].includes(e.code);
+    rt.log[bad ? 'info' : 'error']({ route, err: describeError(e) }, 'request failed');
+  };
+
+  await mkdir(dirname(cfg.socket), { recursive: true, mode: 0o700 });
+  if (existsSync(cfg.socket)) {
+    const alive = await callSidecar(cfg.socket, 'GET', '/healthz', undefined, 2_000).then(() => true, () => false);
+    if (alive) throw new PeerpodError('EBACKEND', `another sidecar already answers on ${cfg.socket}`, { op: 'start' });
+    await rm(cfg.socket, { force: true });
+  }
+  const api = createApiServer({ service, backend: rt.backend, onError }, true);
+  await listen(api, cfg.socket);
+  await chmod(cfg.socket, 0o600);
+  const servers = [api];
+  if (cfg.metricsAddr !== undefined) {
+    const tcp = createApiServer({ service, backend: rt.backend, onError }, false);
+    await listen(tcp, cfg.metricsAddr);
+    servers.push(tcp);
+  }
+  rt.log.info({ socket: cfg.socket, metrics: cfg.metricsAddr, tunnelType: cfg.tunnelType, backend: rt.backend.kind }, 'sidecar listening');
+
+  await service.reconcile();
+  rt.log.info({}, 'reconciled; ready');
+  service.start();
+
+  const stop = (signal: string): void => {
+    rt.log.info({ signal }, 'stopping; the tunnels stay up');
+    service.stop();
+    for (const s of servers) {
+      s.closeAllConnections();
+      s.close();
+    }
+    void rm(cfg.socket, { force: true }).finally(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch(fail);
