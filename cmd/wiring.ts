@@ -25,23 +25,35 @@ export function makeLogger(level: string | undefined, name: string, fd: 1 | 2 = 
   return pino({ name, level: level ?? 'warn', base: { pid: process.pid } }, pino.destination({ fd, sync: true }));
 }
 
-export function makeRuntime(opts: { runDir?: string; backend?: string; logLevel?: string; name: string; logTo?: 1 | 2 }): Runtime {
+/**
+ * Which end of the tunnel a process is. It matters only for `auto`: the pod VM takes kernel
+ * WireGuard when its kernel has it; the worker stays on wireguard-go, because its status, health
+ * and reconcile reach devices after they moved into pod netns, and generic netlink only reaches
+ * devices in the caller's netns (docs/podvm.md, "kernel backend").
+ */
+export type Side = 'worker' | 'pod-vm';
+
+export function makeRuntime(opts: { runDir?: string; backend?: string; logLevel?: string; name: string; logTo?: 1 | 2; side?: Side }): Runtime {
   const choice = (opts.backend ?? process.env['WG_BACKEND'] ?? 'auto') as BackendChoice;
   if (!['auto', 'userspace', 'kernel'].includes(choice)) {
     throw new PeerpodError('EINVAL', `unknown backend "${String(choice)}": valid backends are auto, userspace, kernel`, {
       field: 'backend',
     });
   }
-  const backend = chooseBackend(choice, { runDir: opts.runDir ?? process.env['WG_RUN_DIR'] ?? DEFAULT_RUN_DIR });
+  // Until every entry point says which side it is, the agent is known by its name.
+  const side = opts.side ?? (opts.name === 'peerpod-wg-agent' ? 'pod-vm' : 'worker');
+  const backend = chooseBackend(choice, { runDir: opts.runDir ?? process.env['WG_RUN_DIR'] ?? DEFAULT_RUN_DIR, side });
   return { backend, netns: netnsFactory(realExec), log: makeLogger(opts.logLevel ?? process.env['LOG_LEVEL'], opts.name, opts.logTo ?? 2) };
 }
 
 /**
- * 'auto' takes kernel WireGuard when this kernel has it (the pod VM's cloud kernel does) and
- * wireguard-go otherwise; 'kernel' without it fails here, naming what was looked at.
+ * 'kernel' needs a kernel with WireGuard and fails here, naming what was looked at, without one.
+ * 'auto' on the pod VM takes kernel WireGuard when the kernel has it (the cloud kernel does) and
+ * wireguard-go otherwise; 'auto' on the worker is wireguard-go (see Side).
  */
-export function chooseBackend(choice: BackendChoice, opts: { runDir: string }): WireGuardBackend {
-  if (choice === 'userspace') return new UserspaceBackend({ exec: realExec, runDir: opts.runDir });
+export function chooseBackend(choice: BackendChoice, opts: { runDir: string; side?: Side }): WireGuardBackend {
+  const userspace = (): WireGuardBackend => new UserspaceBackend({ exec: realExec, runDir: opts.runDir });
+  if (choice === 'userspace' || (choice === 'auto' && (opts.side ?? 'worker') === 'worker')) return userspace();
   const probe = kernelWireGuardAvailable();
   if (probe.available) return new KernelBackend({ exec: realExec });
   if (choice === 'kernel') {
@@ -49,7 +61,7 @@ export function chooseBackend(choice: BackendChoice, opts: { runDir: string }): 
       field: 'backend',
     });
   }
-  return new UserspaceBackend({ exec: realExec, runDir: opts.runDir });
+  return userspace();
 }
 
 /** Print an error for a person and exit: 2 for bad input, 1 for everything else. */

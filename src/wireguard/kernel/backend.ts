@@ -150,7 +150,8 @@ export class KernelBackend implements WireGuardBackend {
           iface: name,
         }, e);
       }
-      throw new PeerpodError('EBACKEND', `cannot reach kernel WireGuard over generic netlink`, { op, iface: name }, e);
+      const why = e instanceof Error ? e.message : String(e);
+      throw new PeerpodError('EBACKEND', `cannot reach kernel WireGuard over generic netlink: ${why}`, { op, iface: name }, e);
     }
   }
 

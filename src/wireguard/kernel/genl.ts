@@ -65,7 +65,8 @@ export function decodeFamilyId(payload: Buffer): number {
 /** The errno of an NLMSG_ERROR body (0 for an acknowledgement), positive. */
 export function errnoOfErrorBody(body: Buffer): number {
   if (body.length < 4) throw new PeerpodError('EUAPI', `NLMSG_ERROR of ${body.length} bytes`, { op: 'genl-decode' });
-  return -body.readInt32LE(0);
+  const v = body.readInt32LE(0);
+  return v === 0 ? 0 : -v;
 }
 
 /** Node's name for an errno, for messages ("ENODEV"). */

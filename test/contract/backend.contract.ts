@@ -1,0 +1,292 @@
+// The WireGuardBackend contract: one list of cases that every backend must pass, written with
+// node:assert only, so the same cases run under jest on the host (userspace backend) and as a plain
+// node script inside the pod VM (kernel backend; test/contract/backend-contract-main.ts is bundled
+// into the guest image). Where the backends differ by design, the difference is declared in GAPS
+// with its reason, and the case asserts each side's documented behaviour.
+//
+// The cases work in the netns of the calling process (where devices are born) and in one extra
+// netns, `peerNetns`, that the runner creates and deletes. Making backends and namespaces is the
+// runner's job.
+import assert from 'node:assert/strict';
+import { PeerpodError } from '../../src/errors.js';
+import type { Exec } from '../../src/exec.js';
+import type { BackendKind, WireGuardBackend } from '../../src/wireguard/backend.js';
+import { generateKeyPair, generatePresharedKey } from '../../src/wireguard/keys.js';
+
+/** The runner's result line starts with this. */
+export const CONTRACT_LINE = 'PEERPOD-CONTRACT';
+
+export interface ContractContext {
+  backend: WireGuardBackend;
+  exec: Exec;
+  /** 3-7 lowercase letters/digits, unique per run: device names are <prefix><letter>. */
+  prefix: string;
+  /** A netns name (under /run/netns) that exists for the duration of the run. */
+  peerNetns: string;
+  /** A free /24 in 198.18.0.0/15, as "198.18.N". */
+  subnet: string;
+  /** UDP ports free in the caller's netns. */
+  ports: readonly [number, number];
+}
+
+export interface ContractCase {
+  name: string;
+  run(ctx: ContractContext): Promise<void>;
+}
+
+/** Differences by design, with the reason. */
+export const GAPS: Record<BackendKind, Record<string, string>> = {
+  userspace: {},
+  kernel: {
+    'moved device':
+      'generic netlink resolves a device name in the netns of the socket, so a device moved into a pod netns is out of reach from the birth netns (wireguard-go keeps answering on its UAPI socket there)',
+  },
+};
+
+const ip = (ctx: ContractContext, ...args: string[]) => ctx.exec(['ip', ...args], { timeoutMs: 10_000 });
+
+async function rejects(p: Promise<unknown>, code: string, what: string): Promise<PeerpodError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof PeerpodError, `${what}: expected a PeerpodError, got ${String(e)}`);
+    assert.equal(e.code, code, `${what}: ${e.message}`);
+    return e;
+  }
+  assert.fail(`${what}: expected a rejection with ${code}`);
+}
+
+async function mtuOf(ctx: ContractContext, name: string): Promise<number> {
+  const r = await ip(ctx, '-j', 'link', 'show', 'dev', name);
+  return (JSON.parse(r.stdout) as { mtu: number }[])[0]!.mtu;
+}
+
+function dev(ctx: ContractContext, letter: string): string {
+  return `${ctx.prefix}${letter}`;
+}
+
+export const BACKEND_CONTRACT: readonly ContractCase[] = [
+  {
+    name: 'create makes a device with the MTU and no configuration, listed by devices()',
+    async run(ctx) {
+      const name = dev(ctx, 'a');
+      await ctx.backend.create(name, { mtu: 1380 });
+      assert.ok((await ctx.backend.devices()).includes(name), 'devices() lists the new device');
+      assert.equal(await mtuOf(ctx, name), 1380);
+      const d = await ctx.backend.device(name);
+      assert.equal(d.name, name);
+      assert.equal(d.privateKey, null);
+      assert.equal(d.publicKey, null);
+      assert.deepEqual(d.peers, []);
+      await ctx.backend.remove(name);
+    },
+  },
+  {
+    name: 'create keeps an existing device as it is',
+    async run(ctx) {
+      const name = dev(ctx, 'b');
+      await ctx.backend.create(name, { mtu: 1400 });
+      const key = generateKeyPair();
+      await ctx.backend.configure(name, { privateKey: key.privateKey, listenPort: ctx.ports[0] });
+      await ctx.backend.create(name, { mtu: 1300 });
+      const d = await ctx.backend.device(name);
+      assert.ok(d.privateKey?.equals(key.privateKey), 'private key kept');
+      assert.equal(d.listenPort, ctx.ports[0]);
+      assert.equal(await mtuOf(ctx, name), 1400, 'MTU kept');
+      await ctx.backend.remove(name);
+    },
+  },
+  {
+    name: 'configure leaves absent fields unchanged, and null or 0 clears',
+    async run(ctx) {
+      const name = dev(ctx, 'c');
+      await ctx.backend.create(name, { mtu: 1420 });
+      const key = generateKeyPair();
+      await ctx.backend.configure(name, { privateKey: key.privateKey, listenPort: ctx.ports[1], firewallMark: 0x51 });
+      await ctx.backend.configure(name, {});
+      let d = await ctx.backend.device(name);
+      assert.ok(d.privateKey?.equals(key.privateKey));
+      assert.ok(d.publicKey?.equals(key.publicKey), 'public key derived');
+      assert.equal(d.listenPort, ctx.ports[1]);
+      assert.equal(d.firewallMark, 0x51);
+      await ctx.backend.configure(name, { privateKey: null, firewallMark: 0 });
+      d = await ctx.backend.device(name);
+      assert.equal(d.privateKey, null);
+      assert.equal(d.publicKey, null);
+      assert.equal(d.firewallMark, 0);
+      assert.equal(d.listenPort, ctx.ports[1], 'port untouched');
+      await ctx.backend.remove(name);
+    },
+  },
+  {
+    name: 'peers: add, read back, append and replace allowed IPs, clear the PSK, remove, replace all',
+    async run(ctx) {
+      const name = dev(ctx, 'd');
+      await ctx.backend.create(name, { mtu: 1420 });
+      await ctx.backend.configure(name, { privateKey: generateKeyPair().privateKey });
+      const p1 = generateKeyPair().publicKey;
+      const p2 = generateKeyPair().publicKey;
+      const psk = generatePresharedKey();
+      await ctx.backend.configure(name, {
+        peers: [
+          { publicKey: p1, presharedKey: psk, endpoint: '192.0.2.7:51900', persistentKeepalive: 25, allowedIPs: ['10.9.0.0/24', 'fd00:9::/64'] },
+          { publicKey: p2, endpoint: '[2001:db8::7]:51901', allowedIPs: ['10.9.1.5/32'] },
+        ],
+      });
+      let d = await ctx.backend.device(name);
+      assert.equal(d.peers.length, 2);
+      const a = d.peers.find((p) => p.publicKey.equals(p1));
+      const b = d.peers.find((p) => p.publicKey.equals(p2));
+      assert.ok(a && b, 'both peers reported');
+      assert.ok(a.presharedKey?.equals(psk), 'psk read back');
+      assert.equal(a.endpoint, '192.0.2.7:51900');
+      assert.equal(a.persistentKeepalive, 25);
+      assert.deepEqual([...a.allowedIPs].sort(), ['10.9.0.0/24', 'fd00:9::/64']);
+      assert.equal(b.endpoint, '[2001:db8::7]:51901');
+      assert.equal(b.presharedKey, null);
+      assert.equal(a.lastHandshakeSec, 0);
+
+      await ctx.backend.configure(name, { peers: [{ publicKey: p1, allowedIPs: ['10.9.2.0/24'] }] });
+      d = await ctx.backend.device(name);
+      assert.deepEqual([...d.peers.find((p) => p.publicKey.equals(p1))!.allowedIPs].sort(), ['10.9.0.0/24', '10.9.2.0/24', 'fd00:9::/64']);
+
+      await ctx.backend.configure(name, { peers: [{ publicKey: p1, replaceAllowedIPs: true, allowedIPs: ['10.9.3.0/24'], presharedKey: null }] });
+      d = await ctx.backend.device(name);
+      const a2 = d.peers.find((p) => p.publicKey.equals(p1))!;
+      assert.deepEqual(a2.allowedIPs, ['10.9.3.0/24']);
+      assert.equal(a2.presharedKey, null);
+      assert.equal(a2.endpoint, '192.0.2.7:51900', 'endpoint untouched');
+
+      await ctx.backend.configure(name, { peers: [{ publicKey: p2, remove: true }] });
+      d = await ctx.backend.device(name);
+      assert.deepEqual(d.peers.map((p) => p.publicKey.toBase64()), [p1.toBase64()]);
+
+      const p3 = generateKeyPair().publicKey;
+      await ctx.backend.configure(name, { peers: [{ publicKey: p3, updateOnly: true, allowedIPs: ['10.9.4.0/24'] }] });
+      assert.equal((await ctx.backend.device(name)).peers.length, 1, 'updateOnly never creates a peer');
+
+      await ctx.backend.configure(name, { replacePeers: true, peers: [{ publicKey: p3, allowedIPs: ['10.9.5.0/24'] }] });
+      d = await ctx.backend.device(name);
+      assert.deepEqual(d.peers.map((p) => p.publicKey.toBase64()), [p3.toBase64()]);
+      await ctx.backend.remove(name);
+    },
+  },
+  {
+    name: 'many peers and allowed IPs survive the round trip',
+    async run(ctx) {
+      const name = dev(ctx, 'e');
+      await ctx.backend.create(name, { mtu: 1420 });
+      const peers = Array.from({ length: 300 }, (_, i) => ({
+        publicKey: generateKeyPair().publicKey,
+        allowedIPs: [`10.${100 + (i >> 8)}.${i & 255}.0/24`, `fd00:${i.toString(16)}:1::/64`],
+      }));
+      await ctx.backend.configure(name, { peers });
+      const d = await ctx.backend.device(name);
+      assert.equal(d.peers.length, 300);
+      const byKey = new Map(d.peers.map((p) => [p.publicKey.toBase64(), p]));
+      for (const p of peers) assert.deepEqual([...(byKey.get(p.publicKey.toBase64())?.allowedIPs ?? [])].sort(), [...p.allowedIPs].sort());
+      await ctx.backend.remove(name);
+    },
+  },
+  {
+    name: 'a missing device is ENOTFOUND; remove of a missing device succeeds; remove is idempotent',
+    async run(ctx) {
+      const name = dev(ctx, 'x');
+      await rejects(ctx.backend.device(name), 'ENOTFOUND', 'device()');
+      await ctx.backend.remove(name);
+      const made = dev(ctx, 'f');
+      await ctx.backend.create(made, { mtu: 1420 });
+      await ctx.backend.remove(made);
+      await ctx.backend.remove(made);
+      assert.ok(!(await ctx.backend.devices()).includes(made));
+    },
+  },
+  {
+    name: 'bad values are refused with EINVAL before anything is applied',
+    async run(ctx) {
+      const name = dev(ctx, 'g');
+      await ctx.backend.create(name, { mtu: 1420 });
+      await rejects(ctx.backend.configure(name, { listenPort: 70_000 }), 'EINVAL', 'port 70000');
+      await rejects(
+        ctx.backend.configure(name, { listenPort: ctx.ports[0], peers: [{ publicKey: generateKeyPair().publicKey, allowedIPs: ['10.0.0.0/33'] }] }),
+        'EINVAL',
+        'allowed IP /33',
+      );
+      assert.equal((await ctx.backend.device(name)).listenPort === ctx.ports[0], false, 'nothing applied');
+      await rejects(ctx.backend.create(dev(ctx, 'h'), { mtu: 20 }), 'EINVAL', 'mtu 20');
+      await ctx.backend.remove(name);
+    },
+  },
+  {
+    name: 'two devices handshake over loopback and carry a ping; a moved device behaves as declared',
+    async run(ctx) {
+      const a = dev(ctx, 'm');
+      const b = dev(ctx, 'n');
+      const ka = generateKeyPair();
+      const kb = generateKeyPair();
+      const [portA, portB] = ctx.ports;
+      await ctx.backend.create(a, { mtu: 1420 });
+      await ctx.backend.create(b, { mtu: 1420 });
+      try {
+        await ctx.backend.configure(a, {
+          privateKey: ka.privateKey,
+          listenPort: portA,
+          peers: [{ publicKey: kb.publicKey, endpoint: `127.0.0.1:${portB}`, persistentKeepalive: 25, allowedIPs: [`${ctx.subnet}.2/32`] }],
+        });
+        await ctx.backend.configure(b, { privateKey: kb.privateKey, listenPort: portB, peers: [{ publicKey: ka.publicKey, allowedIPs: [`${ctx.subnet}.1/32`] }] });
+        // b's UDP socket stays here (birthplace rule); its plaintext side goes to the peer netns.
+        await ip(ctx, 'link', 'set', 'dev', b, 'netns', ctx.peerNetns);
+        await ip(ctx, '-n', ctx.peerNetns, 'address', 'add', `${ctx.subnet}.2/24`, 'dev', b);
+        await ip(ctx, '-n', ctx.peerNetns, 'link', 'set', b, 'up');
+        await ip(ctx, 'address', 'add', `${ctx.subnet}.1/24`, 'dev', a);
+        await ip(ctx, 'link', 'set', a, 'up');
+        // wireguard-go may take a moment to see its moved TUN come up: retry for up to 10 s.
+        let ping = { code: -1, stdout: '', stderr: '' };
+        for (let i = 0; i < 10 && ping.code !== 0; i++) {
+          ping = await ctx.exec(['ping', '-c', '1', '-W', '1', `${ctx.subnet}.2`], { timeoutMs: 10_000, okCodes: [0, 1] });
+        }
+        assert.equal(ping.code, 0, `ping through the tunnel: ${ping.stdout}${ping.stderr}`);
+        const d = await ctx.backend.device(a);
+        const peer = d.peers[0]!;
+        assert.ok(peer.lastHandshakeSec > 0, 'handshake time reported');
+        assert.ok(Math.abs(peer.lastHandshakeSec - Date.now() / 1000) < 120, 'handshake time is recent wall time');
+        assert.ok(peer.rxBytes > 0 && peer.txBytes > 0, 'byte counters move');
+        assert.equal(peer.protocolVersion, 1);
+
+        if (GAPS[ctx.backend.kind]['moved device'] !== undefined) {
+          await rejects(ctx.backend.device(b), 'ENOTFOUND', 'device() of a moved device');
+        } else {
+          const db = await ctx.backend.device(b);
+          assert.equal(db.peers[0]?.endpoint, `127.0.0.1:${portA}`, 'b learned a\'s endpoint from the handshake');
+        }
+      } finally {
+        await ctx.backend.remove(a);
+        await ctx.backend.remove(b);
+        await ip(ctx, '-n', ctx.peerNetns, 'link', 'del', b).catch(() => undefined);
+      }
+    },
+  },
+];
+
+export interface CaseResult {
+  name: string;
+  ok: boolean;
+  ms: number;
+  error?: string;
+}
+
+/** Run every case in order; a failure does not stop the others. */
+export async function runBackendContract(ctx: ContractContext, cases: readonly ContractCase[] = BACKEND_CONTRACT): Promise<CaseResult[]> {
+  const results: CaseResult[] = [];
+  for (const c of cases) {
+    const t0 = performance.now();
+    try {
+      await c.run(ctx);
+      results.push({ name: c.name, ok: true, ms: Math.round(performance.now() - t0) });
+    } catch (e) {
+      const error = e instanceof PeerpodError ? `${e.code}: ${e.describe()}` : e instanceof Error ? e.message : String(e);
+      results.push({ name: c.name, ok: false, ms: Math.round(performance.now() - t0), error });
+    }
+  }
+  return results;
+}

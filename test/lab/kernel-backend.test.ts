@@ -1,0 +1,68 @@
+// The WireGuardBackend contract (test/contract/backend.contract.ts) against the kernel backend,
+// run where a kernel with WireGuard is: inside a qemu pod VM booted by the local provider. The guest
+// image carries the contract runner bundled (lib/backend-contract.mjs); it runs in a scratch netns
+// of the guest, and its result line is parsed here, one jest test per contract case. The host's
+// kernel has no WireGuard module, so this is the only place the kernel backend meets a kernel.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFile } from 'node:fs/promises';
+import { realExec } from '../../src/exec.js';
+import { Lab } from '../../src/lab/lab.js';
+import { LabFlow } from '../../src/lab/flow.js';
+import { AGENT_INSTALL_DIR } from '../../src/podvm-image/agent-artifact.js';
+import { qemuUnavailable, startQemuPodVm, type QemuPodVm } from '../../src/provider/local/lab-vm.js';
+import { BACKEND_CONTRACT, CONTRACT_LINE, GAPS, type CaseResult } from '../contract/backend.contract.js';
+import { describeLab } from './root.js';
+
+const why = qemuUnavailable();
+if (why !== null) console.warn(`\n*** KERNEL BACKEND CONTRACT SKIPPED (needs a qemu pod VM): ${why} ***\n`);
+const describeQemu = why === null ? describeLab : describe.skip;
+
+describeQemu('kernel WireGuard backend contract, inside a pod VM', () => {
+  const lab = new Lab({ exec: realExec });
+  const flow = new LabFlow({ exec: realExec, lab });
+  let vm: QemuPodVm | undefined;
+  let results: CaseResult[] = [];
+  let raw = '';
+
+  beforeAll(async () => {
+    await lab.create();
+    await flow.init();
+    await flow.inspect();
+    vm = await startQemuPodVm(lab, await readFile(flow.apfPath, 'utf8'), {
+      exec: realExec,
+      stateDir: `${flow.dir}/podvm`,
+      controlChannel: true,
+      readyTimeoutMs: 180_000,
+    });
+    // A scratch netns of its own, so the cases never touch the guest's root netns or podns.
+    const r = await vm.guest.run(
+      `/usr/sbin/ip netns add kcontract && /usr/sbin/ip -n kcontract link set lo up && ` +
+        `/usr/sbin/ip netns exec kcontract ${AGENT_INSTALL_DIR}/bin/node ${AGENT_INSTALL_DIR}/lib/backend-contract.mjs kernel; ` +
+        'rc=$?; /usr/sbin/ip netns del kcontract; exit $rc',
+      240_000,
+    );
+    raw = r.output;
+    const line = r.output.split('\n').find((l) => l.startsWith(`${CONTRACT_LINE} `));
+    if (line !== undefined) results = (JSON.parse(line.slice(CONTRACT_LINE.length + 1)) as { results: CaseResult[] }).results;
+  }, 300_000);
+
+  afterAll(async () => {
+    await vm?.stop().catch((e: unknown) => console.warn('pod VM cleanup:', e));
+    await flow.destroy();
+  }, 60_000);
+
+  it('the runner reported every case', () => {
+    expect(results.map((r) => r.name)).toEqual(BACKEND_CONTRACT.map((c) => c.name));
+    if (results.length === 0) throw new Error(`no ${CONTRACT_LINE} line from the guest:\n${raw}`);
+  });
+
+  it.each(BACKEND_CONTRACT.map((c) => c.name))('%s', (name) => {
+    const r = results.find((x) => x.name === name);
+    expect(r).toBeDefined();
+    if (r?.ok !== true) throw new Error(r?.error ?? 'not run');
+  });
+
+  it('declares its gaps with a reason', () => {
+    for (const reason of Object.values(GAPS.kernel)) expect(reason.length).toBeGreaterThan(20);
+  });
+});
