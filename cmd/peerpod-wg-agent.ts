@@ -85,6 +85,7 @@ async function main(argv: string[]): Promise<void> {
   const apf = await loadApf(values.config, values.userdata === true);
   const rt = makeRuntime({
     name: 'peerpod-wg-agent',
+    side: 'pod-vm',
     ...(values['run-dir'] === undefined ? {} : { runDir: values['run-dir'] }),
     ...(values.backend === undefined ? {} : { backend: values.backend }),
     ...(values['log-level'] === undefined ? {} : { logLevel: values['log-level'] }),

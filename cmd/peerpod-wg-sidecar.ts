@@ -58,7 +58,7 @@ async function main(): Promise<void> {
     return;
   }
   const cfg = sidecarConfigFromEnv(process.env);
-  const rt = makeRuntime({ name: 'peerpod-wg-sidecar', runDir: cfg.runDir, backend: cfg.backend, logLevel: cfg.logLevel, logTo: 1 });
+  const rt = makeRuntime({ name: 'peerpod-wg-sidecar', side: 'worker', runDir: cfg.runDir, backend: cfg.backend, logLevel: cfg.logLevel, logTo: 1 });
   const worker = makeWorker(rt, {
     stateDir: cfg.stateDir,
     listenPort: cfg.wgPort,

@@ -156,6 +156,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const rt = makeRuntime({
     name: 'wgctl',
+    side: 'worker',
     ...(values['run-dir'] === undefined ? {} : { runDir: values['run-dir'] }),
     ...(values.backend === undefined ? {} : { backend: values.backend }),
     ...(values['log-level'] === undefined ? {} : { logLevel: values['log-level'] }),

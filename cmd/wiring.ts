@@ -40,8 +40,7 @@ export function makeRuntime(opts: { runDir?: string; backend?: string; logLevel?
       field: 'backend',
     });
   }
-  // Until every entry point says which side it is, the agent is known by its name.
-  const side = opts.side ?? (opts.name === 'peerpod-wg-agent' ? 'pod-vm' : 'worker');
+  const side = opts.side ?? 'worker';
   const backend = chooseBackend(choice, { runDir: opts.runDir ?? process.env['WG_RUN_DIR'] ?? DEFAULT_RUN_DIR, side });
   return { backend, netns: netnsFactory(realExec), log: makeLogger(opts.logLevel ?? process.env['LOG_LEVEL'], opts.name, opts.logTo ?? 2) };
 }

@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/deps.sh
 npx tsc -p tsconfig.json
-exec node dist/src/lab/demo.js
+exec node dist/src/lab/demo.js "$@"
