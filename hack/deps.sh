@@ -33,6 +33,8 @@ missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
+# The benchmark's control-plane columns use GNU time; bash's builtin `time` would hide it.
+[ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "hack/deps.sh: missing Debian packages: ${missing[*]} (run as root, or install them)" >&2

@@ -4,15 +4,13 @@
 //
 //   client pod ─ br0 ─ worker host (sidecar + 51 wireguard-go) ══ NAT (random ports) ══ 51 pod VMs
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { realExec } from '../../src/exec.js';
 import { LAB, Lab } from '../../src/lab/lab.js';
 import { LabFlow, pingReceived } from '../../src/lab/flow.js';
+import { LabSidecar } from '../../src/lab/sidecar-process.js';
 import { callSidecar, type SidecarReply } from '../../src/sidecar/client.js';
 import { podVmDeviceName } from '../../src/tunnel/wireguard/names.js';
 import { PublicKey } from '../../src/wireguard/keys.js';
@@ -20,7 +18,6 @@ import { UapiClient } from '../../src/wireguard/uapi/client.js';
 import { UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
 import { describeLab } from './root.js';
 
-const SIDECAR = fileURLToPath(new URL('../../cmd/peerpod-wg-sidecar.js', import.meta.url));
 const PODS = 51;
 const LATE = PODS - 1; // the pod whose VM agent starts 100 s after the worker's setup
 const AGENT_DELAY_MS = 100_000;
@@ -42,7 +39,6 @@ describeLab('sidecar (lab, 51 pods)', () => {
   let dir = '';
   let socket = '';
   let logPath = '';
-  let sidecar: ChildProcess | null = null;
   let flows: LabFlow[] = [];
   const responses: string[] = [];
   let lateSetupAt = 0;
@@ -53,30 +49,9 @@ describeLab('sidecar (lab, 51 pods)', () => {
     return r;
   };
 
-  async function startSidecar(): Promise<void> {
-    const fd = openSync(logPath, 'a');
-    sidecar = spawn('ip', ['netns', 'exec', lab.ns.worker, process.execPath, SIDECAR], {
-      env: { ...process.env, WG_SOCKET: socket, WG_STATE_DIR: join(dir, 'state'), WG_RUN_DIR: join(dir, 'run'), LOG_LEVEL: 'debug' },
-      stdio: ['ignore', fd, fd],
-    });
-    closeSync(fd);
-    for (let i = 0; i < 200; i++) {
-      const ok = await callSidecar(socket, 'GET', '/readyz', undefined, 1000).then((r) => r.status === 200, () => false);
-      if (ok) return;
-      await sleep(50);
-    }
-    throw new Error('the sidecar did not become ready');
-  }
-
-  async function stopSidecar(signal: NodeJS.Signals): Promise<void> {
-    const p = sidecar;
-    sidecar = null;
-    if (p === null || p.exitCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    // `ip netns exec` execs node, so this is the sidecar's own pid.
-    p.kill(signal);
-    await exited;
-  }
+  let proc: LabSidecar;
+  const startSidecar = () => proc.start();
+  const stopSidecar = (signal: NodeJS.Signals) => proc.stop(signal);
 
   const workerKeyOf = (f: LabFlow) => PublicKey.fromBase64((f.podNetworkJson['wireguard'] as Record<string, string>)['peer-public-key']!);
   const status = async () => (await api('GET', '/v1/status')).body as RowJson[];
@@ -84,8 +59,9 @@ describeLab('sidecar (lab, 51 pods)', () => {
   beforeAll(async () => {
     await lab.create();
     dir = await mkdtemp(join(tmpdir(), `${lab.prefix}-sc-`));
-    socket = join(dir, 'sidecar.sock');
-    logPath = join(dir, 'sidecar.log');
+    proc = new LabSidecar(lab, dir);
+    socket = proc.socket;
+    logPath = proc.logPath;
     await startSidecar();
     flows = lab.slots.map((s) => new LabFlow({ exec: realExec, lab, slot: s.index, dir, env: { WG_SOCKET: socket } }));
     for (const f of flows) await f.init();
