@@ -1,6 +1,7 @@
 // The real CAA flow, run in a lab as separate processes: `wgctl inspect` in the worker's host netns,
 // apf.json written as CAA writes it, `peerpod-wg-agent setup` in the pod VM's root netns, then
 // `wgctl setup`. Used by the demo and the lab tests, so both exercise exactly what a user runs.
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -159,4 +160,36 @@ export class LabFlow {
 export function pingReceived(out: string): { sent: number; received: number } {
   const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(out);
   return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
+}
+
+export interface TransferReport {
+  sent: { bytes: number; sha256: string; ms: number };
+  received: { bytes: number; sha256: string };
+}
+
+/**
+ * A checksummed TCP transfer between two lab namespaces: `transfer.js serve` in `to`, `send` from
+ * `from`. Both reports come back; equal digests prove the bytes crossed intact.
+ */
+export async function labTransfer(lab: Lab, from: string, to: string, toIP: string, port: number, bytes: number, seed = 'lab'): Promise<TransferReport> {
+  const server = spawn('ip', ['netns', 'exec', to, process.execPath, TRANSFER, 'serve', toIP, String(port)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.stderr.on('data', (b: Buffer) => (b.toString().includes('listening') ? resolve() : undefined));
+      server.on('exit', (c) => reject(new Error(`transfer server exited early (${String(c)})`)));
+    });
+    let got = '';
+    server.stdout.on('data', (b: Buffer) => (got += b.toString()));
+    const done = new Promise<void>((resolve) => server.on('exit', () => resolve()));
+    const sent = await lab.exec(from, [process.execPath, TRANSFER, 'send', toIP, String(port), String(bytes), seed], { timeoutMs: 60_000 });
+    await done;
+    return {
+      sent: JSON.parse(sent.stdout) as TransferReport['sent'],
+      received: JSON.parse(got) as TransferReport['received'],
+    };
+  } finally {
+    if (server.exitCode === null) server.kill('SIGKILL');
+  }
 }

@@ -3,11 +3,10 @@
 // nothing behind. Behind a NAT that drops unsolicited inbound flows the outcomes differ, and both
 // are asserted: wireguard crosses it (the worker initiates), vxlan does not (DESIGN.md §5).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { realExec } from '../../src/exec.js';
 import { LAB, Lab } from '../../src/lab/lab.js';
-import { LabFlow, TRANSFER, pingReceived } from '../../src/lab/flow.js';
+import { LabFlow, labTransfer, pingReceived } from '../../src/lab/flow.js';
 import { describeLab } from './root.js';
 
 type Type = 'wireguard' | 'vxlan';
@@ -19,23 +18,8 @@ const CASES: { type: Type; nat: boolean; carries: boolean }[] = [
 ];
 
 async function sha256Transfer(lab: Lab, from: string, to: string, ip: string, port: number): Promise<boolean> {
-  const server = spawn('ip', ['netns', 'exec', to, process.execPath, TRANSFER, 'serve', ip, String(port)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.stderr.on('data', (b: Buffer) => (b.toString().includes('listening') ? resolve() : undefined));
-      server.on('exit', (c) => reject(new Error(`server exited early (${String(c)})`)));
-    });
-    let got = '';
-    server.stdout.on('data', (b: Buffer) => (got += b.toString()));
-    const done = new Promise<void>((r) => server.on('exit', () => r()));
-    const sent = await lab.exec(from, [process.execPath, TRANSFER, 'send', ip, String(port), String(4 << 20), 'contract']);
-    await done;
-    return (JSON.parse(got) as { sha256: string }).sha256 === (JSON.parse(sent.stdout) as { sha256: string }).sha256;
-  } finally {
-    if (server.exitCode === null) server.kill('SIGKILL');
-  }
+  const r = await labTransfer(lab, from, to, ip, port, 4 << 20, 'contract');
+  return r.received.sha256 === r.sent.sha256 && r.received.bytes === r.sent.bytes;
 }
 
 describeLab('tunnel contract (lab)', () => {

@@ -10,14 +10,13 @@
 // See src/lab/lab.ts for the addresses. Through NAT the tunnel must NOT work (the VM's packets to
 // the worker are new inbound flows, which a NAT drops): that is the reason this project exists.
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
 import { LAB, Lab } from '../../src/lab/lab.js';
-import { TRANSFER, pingReceived } from '../../src/lab/flow.js';
+import { labTransfer, pingReceived } from '../../src/lab/flow.js';
 import { Netns, type NetnsFactory } from '../../src/netns/netns.js';
 import { parsePodNetwork, podNetworkToJson } from '../../src/podnetwork/schema.js';
 import type { PodNetwork } from '../../src/podnetwork/types.js';
@@ -54,31 +53,6 @@ async function ping(lab: Lab, from: string, to: string, count = 3): Promise<numb
   return pingReceived(r.stdout).received;
 }
 
-/** Start `transfer.js serve` in one namespace and `send` from another; return both reports. */
-async function transfer(lab: Lab, from: string, to: string, toIP: string, port: number) {
-  const server = spawn('ip', ['netns', 'exec', to, process.execPath, TRANSFER, 'serve', toIP, String(port)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.stderr.on('data', (b: Buffer) => (b.toString().includes('listening') ? resolve() : undefined));
-      server.on('exit', (c) => reject(new Error(`transfer server exited early (${String(c)})`)));
-    });
-    let got = '';
-    server.stdout.on('data', (b: Buffer) => (got += b.toString()));
-    const done = new Promise<void>((resolve) => server.on('exit', () => resolve()));
-    const sent = await lab.exec(from, [process.execPath, TRANSFER, 'send', toIP, String(port), String(MB10), 'vxlan'], {
-      timeoutMs: 60_000,
-    });
-    await done;
-    return {
-      sent: JSON.parse(sent.stdout) as { bytes: number; sha256: string; ms: number },
-      received: JSON.parse(got) as { bytes: number; sha256: string },
-    };
-  } finally {
-    if (server.exitCode === null) server.kill('SIGKILL');
-  }
-}
 
 /** Packet counters of our NOTRACK rules in a namespace (`iptables -v -S` prints "-c <packets> <bytes>"). */
 async function notrackPackets(lab: Lab, ns: string): Promise<number[]> {
@@ -181,9 +155,9 @@ describeLab('vxlan tunnel in a routing-only lab', () => {
   });
 
   it('carries 10 MB over TCP intact in both directions', async () => {
-    const out = await transfer(lab, lab.ns.client, lab.ns.vmPod, LAB.podIP, 5301);
+    const out = await labTransfer(lab, lab.ns.client, lab.ns.vmPod, LAB.podIP, 5301, MB10, 'vxlan');
     expect(out.received).toEqual({ bytes: MB10, sha256: out.sent.sha256 });
-    const back = await transfer(lab, lab.ns.vmPod, lab.ns.client, LAB.clientIP, 5302);
+    const back = await labTransfer(lab, lab.ns.vmPod, lab.ns.client, LAB.clientIP, 5302, MB10, 'vxlan');
     expect(back.received).toEqual({ bytes: MB10, sha256: back.sent.sha256 });
     console.log(`vxlan: 10 MB client→VM pod in ${out.sent.ms.toFixed(0)} ms, VM pod→client in ${back.sent.ms.toFixed(0)} ms`);
   }, 120_000);

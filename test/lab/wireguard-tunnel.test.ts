@@ -12,7 +12,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
 import { LAB, Lab } from '../../src/lab/lab.js';
-import { LabFlow, TRANSFER, pingReceived } from '../../src/lab/flow.js';
+import { LabFlow, labTransfer, pingReceived } from '../../src/lab/flow.js';
 import { UapiClient } from '../../src/wireguard/uapi/client.js';
 import { podVmDeviceName } from '../../src/tunnel/wireguard/names.js';
 import { PublicKey } from '../../src/wireguard/keys.js';
@@ -20,31 +20,6 @@ import { describeLab } from './root.js';
 
 const MB10 = 10 * 1024 * 1024;
 
-/** Start `transfer.js serve` in one namespace and `send` from another; return both reports. */
-async function transfer(lab: Lab, from: string, to: string, toIP: string, port: number) {
-  const server = spawn('ip', ['netns', 'exec', to, process.execPath, TRANSFER, 'serve', toIP, String(port)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.stderr.on('data', (b: Buffer) => (b.toString().includes('listening') ? resolve() : undefined));
-      server.on('exit', (c) => reject(new Error(`transfer server exited early (${String(c)})`)));
-    });
-    let got = '';
-    server.stdout.on('data', (b: Buffer) => (got += b.toString()));
-    const done = new Promise<void>((resolve) => server.on('exit', () => resolve()));
-    const sent = await lab.exec(from, [process.execPath, TRANSFER, 'send', toIP, String(port), String(MB10), 'seed'], {
-      timeoutMs: 60_000,
-    });
-    await done;
-    return {
-      sent: JSON.parse(sent.stdout) as { bytes: number; sha256: string; ms: number },
-      received: JSON.parse(got) as { bytes: number; sha256: string },
-    };
-  } finally {
-    if (server.exitCode === null) server.kill('SIGKILL');
-  }
-}
 
 describeLab('wireguard tunnel through NAT (lab)', () => {
   const lab = new Lab({ exec: realExec });
@@ -68,9 +43,9 @@ describeLab('wireguard tunnel through NAT (lab)', () => {
   });
 
   it('carries 10 MB over TCP intact in both directions', async () => {
-    const out = await transfer(lab, lab.ns.client, lab.ns.vmPod, LAB.podIP, 5201);
+    const out = await labTransfer(lab, lab.ns.client, lab.ns.vmPod, LAB.podIP, 5201, MB10);
     expect(out.received).toEqual({ bytes: MB10, sha256: out.sent.sha256 });
-    const back = await transfer(lab, lab.ns.vmPod, lab.ns.client, LAB.clientIP, 5202);
+    const back = await labTransfer(lab, lab.ns.vmPod, lab.ns.client, LAB.clientIP, 5202, MB10);
     expect(back.received).toEqual({ bytes: MB10, sha256: back.sent.sha256 });
     console.log(`10 MB client→VM pod in ${out.sent.ms.toFixed(0)} ms, VM pod→client in ${back.sent.ms.toFixed(0)} ms`);
   }, 120_000);
