@@ -41,7 +41,13 @@ export class WireguardPodVmDriver implements PodVmTunnelDriver {
     if (!(await podNs.exists())) {
       throw new PeerpodError('ENOTFOUND', `pod netns ${req.podNetns} does not exist`, ctx);
     }
-    const existing = await podNs.link(iface);
+    let existing = await podNs.link(iface);
+    if (existing?.kind === 'wireguard' && backend.kind === 'kernel' && (await podNs.exists())) {
+      // A generic netlink socket sees only its own netns, so a kernel device that already moved
+      // can't be read back from here: a re-run replaces it (the worker re-handshakes at once).
+      await podNs.ip(['link', 'del', 'dev', iface], 'replace the pod interface', iface);
+      existing = null;
+    }
     const alive = await backend.device(device).then(
       () => true,
       () => false,
