@@ -2,7 +2,7 @@
 // apf.json written as CAA writes it, `peerpod-wg-agent setup` in the pod VM's root netns, then
 // `wgctl setup`. Used by the demo and the lab tests, so both exercise exactly what a user runs.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -92,14 +92,12 @@ export class LabFlow {
   }
 
   async inspect(): Promise<Record<string, unknown>> {
-    const r = LabFlow.check(
+    LabFlow.check(
       await this.wgctl(['inspect', '--netns', this.lab.path(this.slot.pod), '--tunnel-type', this.tunnelType,
         '--listen-port', String(this.listenPort),
         '--keepalive', String(this.keepalive), '--output', this.podNetworkPath]),
       'wgctl inspect',
     );
-    void r;
-    const { readFile } = await import('node:fs/promises');
     this.podNetworkJson = JSON.parse(await readFile(this.podNetworkPath, 'utf8')) as Record<string, unknown>;
     const apf = { 'pod-network': this.podNetworkJson, 'pod-namespace': 'default', 'pod-name': `${this.lab.prefix}-${this.slot.index}` };
     await writeFile(this.apfPath, JSON.stringify(apf, null, 2), { mode: 0o600 });
