@@ -90,7 +90,9 @@ const emptyRow = (tunnel: string, path: string): Row => ({
   details: [],
 });
 
-const progress = (text: string): void => void process.stderr.write(`bench: ${text}\n`);
+const benchStart = performance.now();
+const progress = (text: string): void =>
+  void process.stderr.write(`bench: [${((performance.now() - benchStart) / 1000).toFixed(1).padStart(5)} s] ${text}\n`);
 const errorText = (e: unknown): string => ((e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '');
 const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
 
@@ -242,7 +244,7 @@ class WireguardSubject implements Subject {
     this.probes.push(
       ...(await ProcessProbe.fromPidFiles(flow.runDir, 'worker')),
       // LabFlow.agent() runs the agent with --run-dir <dir>/vm-run.
-      ...(await ProcessProbe.fromPidFiles(join(flow.dir, 'vm-run'), 'pod VM')),
+      ...(await ProcessProbe.fromPidFiles(flow.vmRunDir, 'pod VM')),
     );
     if (this.probes.length !== 2) progress(`wireguard: warning: found ${this.probes.length} wireguard-go daemons, expected 2`);
     this.#ticksAtFirstReply = await Promise.all(this.probes.map((d) => d.cpuTicks()));

@@ -52,6 +52,11 @@ export class LabFlow {
     this.#env = opts.env ?? {};
   }
 
+  /** The pod VM agent's wireguard-go run folder (namespace flavour). */
+  get vmRunDir(): string {
+    return join(this.dir, 'vm-run');
+  }
+
   get stateDir(): string {
     return join(this.dir, 'state');
   }
@@ -74,14 +79,15 @@ export class LabFlow {
     return this.#exec(
       ['ip', 'netns', 'exec', this.lab.ns.worker, process.execPath, WGCTL, ...args,
         '--state-dir', this.stateDir, '--run-dir', this.runDir],
-      { env: { ...process.env, ...this.#env, ...env }, okCodes: [0, 1, 2, 137, -1] },
+      // Never a sidecar someone runs on this machine: only one the caller points to with WG_SOCKET.
+      { env: { ...process.env, WG_SOCKET: join(this.dir, 'no-sidecar.sock'), ...this.#env, ...env }, okCodes: [0, 1, 2, 137, -1] },
     );
   }
 
   /** Run the agent in the pod VM's root netns. */
   agent(args: readonly string[]): Promise<ExecResult> {
     return this.#exec(
-      ['ip', 'netns', 'exec', this.slot.vm, process.execPath, AGENT, ...args, '--run-dir', join(this.dir, 'vm-run')],
+      ['ip', 'netns', 'exec', this.slot.vm, process.execPath, AGENT, ...args, '--run-dir', this.vmRunDir],
       { okCodes: [0, 1, 2] },
     );
   }
