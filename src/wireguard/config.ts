@@ -1,6 +1,8 @@
 // The WireGuard configuration model, shaped after wgctrl-go: a `DeviceConfig` describes a change,
 // where an absent field means "leave unchanged" and an explicit null means "clear". `Device` and
-// `Peer` describe what a backend reports. Pure values, no I/O.
+// `Peer` describe what a backend reports, and the field checks both wire encoders share. Pure
+// values, no I/O.
+import { PeerpodError } from '../errors.js';
 import type { PublicKey, SecretKey } from './keys.js';
 
 /** "203.0.113.5:51900" or "[2001:db8::5]:51900". */
@@ -56,4 +58,32 @@ export interface Device {
   listenPort: number;
   firewallMark: number;
   peers: Peer[];
+}
+
+/** A peer as a backend reports one it knows nothing more about: no handshake, no traffic. */
+export function emptyPeer(publicKey: PublicKey): Peer {
+  return {
+    publicKey,
+    presharedKey: null,
+    endpoint: null,
+    persistentKeepalive: 0,
+    lastHandshakeSec: 0,
+    lastHandshakeNsec: 0,
+    rxBytes: 0,
+    txBytes: 0,
+    allowedIPs: [],
+    protocolVersion: 0,
+  };
+}
+
+/** EINVAL for a config field that an encoder (`op`) cannot put on its wire. */
+export function invalidField(op: string, field: string, message: string): PeerpodError {
+  return new PeerpodError('EINVAL', `${field}: ${message}`, { op, field });
+}
+
+/** Throw invalidField unless `value` is an integer in [min, max]. */
+export function checkIntegerField(op: string, field: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw invalidField(op, field, `must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
 }

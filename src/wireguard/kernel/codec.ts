@@ -14,7 +14,7 @@
 // here quotes key bytes.
 import { PeerpodError } from '../../errors.js';
 import { formatIpAddress, parseIpAddress } from '../../podnetwork/ip.js';
-import type { Device, DeviceConfig, Peer, PeerConfig } from '../config.js';
+import { checkIntegerField, invalidField, type Device, type DeviceConfig, type Peer, type PeerConfig } from '../config.js';
 import { PublicKey, SecretKey } from '../keys.js';
 import { isCidr, parseEndpoint } from '../uapi/codec.js';
 
@@ -133,15 +133,9 @@ export function parseAttrs(buf: Buffer, where: string): Attr[] {
 // ---------------------------------------------------------------------------------------------
 // Validation
 
-function invalid(field: string, message: string): PeerpodError {
-  return new PeerpodError('EINVAL', `${field}: ${message}`, { op: 'genl-encode', field });
-}
-
-function checkInteger(field: string, value: number, min: number, max: number): void {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw invalid(field, `must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-}
+const invalid = (field: string, message: string): PeerpodError => invalidField('genl-encode', field, message);
+const checkInteger = (field: string, value: number, min: number, max: number): void =>
+  checkIntegerField('genl-encode', field, value, min, max);
 
 /** A device name the kernel takes: 1-15 bytes, no '/', no whitespace, not "." or "..". */
 export function checkIfname(name: string): void {

@@ -7,7 +7,7 @@
 // request text, and no error message built here quotes the value of a key line.
 import { isIPv4, isIPv6 } from 'node:net';
 import { PeerpodError } from '../../errors.js';
-import type { Device, DeviceConfig, Endpoint, Peer, PeerConfig } from '../config.js';
+import { checkIntegerField, emptyPeer, invalidField, type Device, type DeviceConfig, type Endpoint, type Peer, type PeerConfig } from '../config.js';
 import { PublicKey, SecretKey } from '../keys.js';
 
 const ZERO_KEY_HEX = '0'.repeat(64);
@@ -33,15 +33,9 @@ const ERRNO_NAMES: Readonly<Record<number, string>> = {
 // ---------------------------------------------------------------------------------------------
 // Validation shared by the encoder and the parser.
 
-function invalid(field: string, message: string): PeerpodError {
-  return new PeerpodError('EINVAL', `${field}: ${message}`, { op: 'uapi-encode', field });
-}
-
-function checkInteger(field: string, value: number, min: number, max: number): void {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw invalid(field, `must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-}
+const invalid = (field: string, message: string): PeerpodError => invalidField('uapi-encode', field, message);
+const checkInteger = (field: string, value: number, min: number, max: number): void =>
+  checkIntegerField('uapi-encode', field, value, min, max);
 
 /** Whether `text` is an IPv4 or IPv6 CIDR ("198.18.0.5/32", "::/0"). Host bits may be set. */
 export function isCidr(text: string): boolean {
@@ -286,18 +280,7 @@ export function parseGet(name: string, text: string): Device {
     };
 
     if (key === 'public_key') {
-      peer = {
-        publicKey: PublicKey.fromHex(hexKey()),
-        presharedKey: null,
-        endpoint: null,
-        persistentKeepalive: 0,
-        lastHandshakeSec: 0,
-        lastHandshakeNsec: 0,
-        rxBytes: 0,
-        txBytes: 0,
-        allowedIPs: [],
-        protocolVersion: 0,
-      };
+      peer = emptyPeer(PublicKey.fromHex(hexKey()));
       device.peers.push(peer);
       seen.clear();
       continue;
