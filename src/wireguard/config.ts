@@ -62,8 +62,12 @@ export interface Device {
 
 /** A peer as a backend reports one it knows nothing more about: no handshake, no traffic. */
 export function emptyPeer(publicKey: PublicKey): Peer {
+  return { publicKey, ...peerDefaults() };
+}
+
+/** Everything of `emptyPeer` but its key, for decoders that meet the key later. */
+export function peerDefaults(): Omit<Peer, 'publicKey'> {
   return {
-    publicKey,
     presharedKey: null,
     endpoint: null,
     persistentKeepalive: 0,

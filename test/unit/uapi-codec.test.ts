@@ -5,6 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { peerDefaults } from '../../src/wireguard/config.js';
 import { format } from 'node:util';
 import { PeerpodError, isPeerpodError } from '../../src/errors.js';
 import type { Device, DeviceConfig, Peer, PeerConfig } from '../../src/wireguard/config.js';
@@ -267,17 +268,7 @@ const XPLATFORM_CONFIG: DeviceConfig = {
 // The public key of the example's private key, from `wg pubkey`.
 const XPLATFORM_DEVICE_PUBLIC = 'c1532e1b3d3508fc7ebc354fa679620f33f287149542e684c67b7b0d81362b29';
 
-const peerDefaults = {
-  presharedKey: null,
-  endpoint: null,
-  persistentKeepalive: 0,
-  lastHandshakeSec: 0,
-  lastHandshakeNsec: 0,
-  rxBytes: 0,
-  txBytes: 0,
-  allowedIPs: [],
-  protocolVersion: 0,
-};
+const defaults = peerDefaults();
 
 describe('encodeSet', () => {
   it('encodes the protocol example byte for byte (in our canonical line order)', () => {
@@ -373,14 +364,14 @@ describe('parseGet', () => {
       firewallMark: 0,
       peers: [
         {
-          ...peerDefaults,
+          ...defaults,
           publicKey: 'b85996fecc9c7f1fc6d2572a76eda11d59bcd20be8e543b15ce4bd85a8e75a33',
           presharedKey: '188515093e952f5f22e865cef3012e72f8b5f0b598ac0309d5dacce3b70fcf52',
           allowedIPs: ['192.168.4.4/32'],
           endpoint: '[abcd:23::33%2]:51820',
         },
         {
-          ...peerDefaults,
+          ...defaults,
           publicKey: '58402e695ba1772b1cc9309755f043251ea77fdcf10fbe63989ceb7e19321376',
           txBytes: 38333,
           rxBytes: 2224,
@@ -389,7 +380,7 @@ describe('parseGet', () => {
           endpoint: '182.122.22.19:3233',
         },
         {
-          ...peerDefaults,
+          ...defaults,
           publicKey: '662e14fd594556f522604703340351258903b64f35553763f19426ab2a515c58',
           endpoint: '5.152.198.39:51820',
           allowedIPs: ['192.168.4.10/32', '192.168.4.11/32'],
@@ -403,7 +394,7 @@ describe('parseGet', () => {
 
   it('parses what wireguard-go v0.0.20220316 answered after the example set', () => {
     const d = parseGet('pwtcap0', fixture('get-wireguard-go-0.0.20220316.txt'));
-    const common = { ...peerDefaults, protocolVersion: 1 };
+    const common = { ...defaults, protocolVersion: 1 };
     expect(plainDevice(d)).toEqual({
       name: 'pwtcap0',
       privateKey: 'e84b5a6d2717c1003a13b431570353dbaca9146cf150c5f8575680feba52027a',

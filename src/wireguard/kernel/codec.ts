@@ -14,7 +14,7 @@
 // here quotes key bytes.
 import { PeerpodError } from '../../errors.js';
 import { formatIpAddress, parseIpAddress } from '../../podnetwork/ip.js';
-import { checkIntegerField, invalidField, type Device, type DeviceConfig, type Peer, type PeerConfig } from '../config.js';
+import { checkIntegerField, invalidField, peerDefaults, type Device, type DeviceConfig, type Peer, type PeerConfig } from '../config.js';
 import { PublicKey, SecretKey } from '../keys.js';
 import { isCidr, parseEndpoint } from '../uapi/codec.js';
 
@@ -393,17 +393,7 @@ function decodeAllowedIp(a: Attr, where: string): string {
 
 function decodePeer(a: Attr, where: string): Peer {
   let publicKey: PublicKey | null = null;
-  const peer: Omit<Peer, 'publicKey'> = {
-    presharedKey: null,
-    endpoint: null,
-    persistentKeepalive: 0,
-    lastHandshakeSec: 0,
-    lastHandshakeNsec: 0,
-    rxBytes: 0,
-    txBytes: 0,
-    allowedIPs: [],
-    protocolVersion: 0,
-  };
+  const peer = peerDefaults();
   for (const f of parseAttrs(a.data, where)) {
     switch (f.type) {
       case WGPEER_A.PUBLIC_KEY:
