@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname } from 'node:path';
 import { describeError, PeerpodError } from '../src/errors.js';
-import { createApiServer } from '../src/sidecar/api.js';
+import { createApiServer, handleRequest, parseBody } from '../src/sidecar/api.js';
 import { callSidecar } from '../src/sidecar/client.js';
 import { sidecarConfigFromEnv } from '../src/sidecar/config.js';
 import { TunnelService } from '../src/sidecar/service.js';
@@ -15,9 +15,16 @@ import { fail, makeRuntime, makeWorker } from './wiring.js';
 
 const HELP = `peerpod-wg-sidecar: the worker-side daemon of peerpod-wireguard
 
-Usage: peerpod-wg-sidecar          (configured by environment variables only)
+Usage:
+  peerpod-wg-sidecar                     the daemon (configured by environment variables only)
+  peerpod-wg-sidecar call METHOD PATH    one request, without the daemon: the JSON body is read
+                                         from stdin, the reply's JSON is printed on stdout; exit 0
+                                         on success, 1 with the {"error": …} reply otherwise. It
+                                         works in this process's own netns and state folder
+                                         (CAA's tuntest: a worker netns with no daemon in it).
 
 Serves on the unix socket WG_SOCKET (mode 0600):
+  POST /v1/configure {podNetwork, pod?, hostInterface?} → {wireguard}  (CAA's Configure)
   POST /v1/inspect {netns, tunnelType?, pod?}        → {podNetwork}
   POST /v1/setup {netns, podVmIPs: [ip,...], podNetwork} → {netns, device, tunnelType, phase}
   POST /v1/teardown {netns}                          → {ok: true}
@@ -52,13 +59,25 @@ function listen(server: Server, target: string | { host: string; port: number })
   });
 }
 
-async function main(): Promise<void> {
-  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(HELP);
     return;
   }
+  const [verb, method, path, ...extra] = argv;
+  if (verb !== undefined && (verb !== 'call' || method === undefined || path === undefined || extra.length > 0)) {
+    throw new PeerpodError('EINVAL', `unexpected arguments "${argv.join(' ')}": expected none, or call METHOD PATH (see --help)`, {
+      field: 'argv',
+    });
+  }
   const cfg = sidecarConfigFromEnv(process.env);
-  const rt = makeRuntime({ name: 'peerpod-wg-sidecar', side: 'worker', runDir: cfg.runDir, backend: cfg.backend, logLevel: cfg.logLevel, logTo: 1 });
+  const rt = makeRuntime({ name: 'peerpod-wg-sidecar', side: 'worker', runDir: cfg.runDir, backend: cfg.backend, logLevel: cfg.logLevel, logTo: verb === 'call' ? 2 : 1 });
   const worker = makeWorker(rt, {
     stateDir: cfg.stateDir,
     listenPort: cfg.wgPort,
@@ -79,6 +98,16 @@ async function main(): Promise<void> {
     idleProbeMs: cfg.idleProbeMs,
     fastNudgeWindowMs: cfg.fastNudgeWindowMs,
   });
+  if (verb === 'call' && method !== undefined && path !== undefined) {
+    // One request through the same handler as the socket API, then exit: no reconcile, no loops,
+    // nothing of other pods touched. wireguard-go processes it starts outlive it, as with wgctl.
+    const text = await readStdin();
+    const reply = await handleRequest({ service, backend: rt.backend }, true, method.toUpperCase(), path, async () => parseBody(text));
+    process.stdout.write((typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body)) + '\n');
+    await rt.backend.close();
+    process.exitCode = reply.status >= 200 && reply.status < 300 ? 0 : 1;
+    return;
+  }
   const onError = (e: unknown, route: string): void => {
     const bad = e instanceof PeerpodError && ['EINVAL', 'ENOTFOUND', 'ESTATE', 'EUNSUPPORTED'].includes(e.code);
     rt.log[bad ? 'info' : 'error']({ route, err: describeError(e) }, 'request failed');
@@ -118,4 +147,4 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
-main().catch(fail);
+main(process.argv.slice(2)).catch(fail);

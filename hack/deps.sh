@@ -26,6 +26,8 @@ declare -A need=(
   [busybox]=busybox-static
   [depmod]=kmod
   [modprobe]=kmod
+  # The CAA side (integrations/caa): Debian's Go 1.19 vets and tests our driver (hack/go-test.sh).
+  [go]=golang-go
   # strip: node goes into the initramfs without its debug symbols (99 → 86 MB).
   [strip]=binutils
 )

@@ -120,6 +120,35 @@ export function parseApfJson(text: string, source: string, options: PodNetworkRe
   return readApf(json, options, { op: 'parse-apf', source });
 }
 
+/** What CAA's Configure hands over: the pod-network its Inspect read, before any tunnel section. */
+export interface InspectedPodNetwork {
+  readonly podIp?: IpPrefix;
+  readonly interfaceName?: string;
+  /** MTU of the pod's interface on the worker. */
+  readonly mtu: number;
+}
+
+/**
+ * Reads the pod-network that CAA inspected, for Configure: tunnel-type must be wireguard and mtu
+ * is required; a wireguard section already there (a Configure retried on the same config) is
+ * ignored, since Configure makes a new one. Everything else CAA fills in rides along untouched.
+ */
+export function parseInspectedPodNetwork(json: unknown, prefix = 'podNetwork'): InspectedPodNetwork {
+  const problems = new Problems();
+  const s = JsonSection.open(json, { label: prefix, prefix }, POD_NETWORK_EXPECTED, problems);
+  let result: InspectedPodNetwork | undefined;
+  if (s) {
+    const podIp = s.optional('podip', ipPrefix({ unicast: true }), ['']);
+    const interfaceName = s.optional('interface', ifname, ['']);
+    s.required('tunnel-type', tunnelType(['wireguard'] as const));
+    const mtu = s.required('mtu', podMtu(podIp?.family ?? 4));
+    if (mtu !== undefined) {
+      result = { mtu, ...(podIp !== undefined && { podIp }), ...(interfaceName !== undefined && { interfaceName }) };
+    }
+  }
+  return finish(result, problems, { op: 'configure' });
+}
+
 function readApf(json: unknown, options: PodNetworkReadOptions, context: ErrorContext): ApfDocument {
   const problems = new Problems();
   const doc = JsonSection.open(json, { label: 'apf.json', prefix: '' }, 'an object with pod-network', problems);
@@ -342,7 +371,8 @@ function routeToJson(r: PodRoute): Record<string, unknown> {
   };
 }
 
-function wireguardToJson(t: WireguardTunnel): Record<string, unknown> {
+/** Our section as it goes into pod-network. Reveals the pod VM's keys: only for apf.json. */
+export function wireguardToJson(t: WireguardTunnel): Record<string, unknown> {
   return {
     'private-key': t.privateKey.reveal(),
     'peer-public-key': t.peerPublicKey.toBase64(),

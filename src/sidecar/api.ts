@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { PeerpodError, type ErrorCode } from '../errors.js';
-import { parsePodNetwork } from '../podnetwork/schema.js';
+import { parseInspectedPodNetwork, parsePodNetwork, podNetworkToJson, wireguardToJson } from '../podnetwork/schema.js';
 import type { WireGuardBackend } from '../wireguard/backend.js';
 import type { Device } from '../wireguard/config.js';
 import { renderMetrics } from './metrics.js';
@@ -27,7 +27,11 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
     if (size > MAX_BODY) throw new PeerpodError('EINVAL', `request body is larger than ${MAX_BODY} bytes`, { field: 'body' });
     chunks.push(c as Buffer);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return parseBody(Buffer.concat(chunks).toString('utf8'));
+}
+
+/** A request body's JSON; an empty body is {}. */
+export function parseBody(text: string): unknown {
   try {
     return JSON.parse(text === '' ? '{}' : text);
   } catch {
@@ -83,67 +87,106 @@ async function devicesOf(backend: WireGuardBackend, names: readonly string[]): P
   return out;
 }
 
-/** The request handler. `full` = the unix-socket API; false = the TCP listener (metrics and health only). */
-export function apiHandler(deps: ApiDeps, full: boolean) {
-  const { service } = deps;
-  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://sidecar');
-    const route = `${req.method ?? 'GET'} ${url.pathname}`;
-    const send = (status: number, body: unknown, type = 'application/json'): void => {
-      const text = type === 'application/json' ? JSON.stringify(body) + '\n' : String(body);
-      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
-      res.end(text);
-    };
-    try {
-      if (route === 'GET /healthz') return send(200, { ok: true });
-      if (route === 'GET /readyz') return send(service.ready ? 200 : 503, { ready: service.ready });
-      if (route === 'GET /metrics') {
-        const rows = await service.status();
-        const devices = await devicesOf(deps.backend, rows.filter((r) => r.tunnelType === 'wireguard').map((r) => r.device));
-        return send(200, renderMetrics(rows, devices, service.counters), 'text/plain; version=0.0.4');
-      }
-      if (!full) return send(404, { error: { code: 'ENOTFOUND', message: `no route ${route} on this listener` } });
-      if (route === 'GET /v1/status') return send(200, await service.status());
-      if (req.method === 'GET' && url.pathname.startsWith('/v1/status/')) {
-        const key = decodeURIComponent(url.pathname.slice('/v1/status/'.length));
-        const row = (await service.status()).find((r) => r.pod === key || r.netns === key || r.device === key);
-        if (row === undefined) throw new PeerpodError('ENOTFOUND', `no tunnel for pod, netns or device "${key}"`, { field: 'pod' });
-        return send(200, row);
-      }
-      if (route === 'POST /v1/inspect') {
-        const body = await readBody(req);
-        const tunnelType = optionalString(body, 'tunnelType');
-        const pod = optionalString(body, 'pod');
-        const { podNetworkToJson } = await import('../podnetwork/schema.js');
-        const pn = await service.inspect({
-          netns: netnsOf(body),
-          ...(tunnelType === undefined ? {} : { tunnelType }),
-          ...(pod === undefined ? {} : { pod }),
-        });
-        return send(200, { podNetwork: podNetworkToJson(pn) });
-      }
-      if (route === 'POST /v1/setup') {
-        const body = await readBody(req);
-        const netns = netnsOf(body);
-        const podVmIPs = podVmIPsOf(body);
-        const podNetwork = parsePodNetwork(field(body, 'podNetwork'));
-        const rec = await service.setup({ netns, podVmIPs, podNetwork });
-        return send(200, { netns: rec.netns, device: rec.device, tunnelType: rec.tunnelType, phase: rec.phase });
-      }
-      if (route === 'POST /v1/teardown') {
-        const body = await readBody(req);
-        await service.teardown({ netns: netnsOf(body) });
-        return send(200, { ok: true });
-      }
-      return send(404, { error: { code: 'ENOTFOUND', message: `no route ${route}: see docs/sidecar.md` } });
-    } catch (e) {
-      deps.onError?.(e, route);
-      if (e instanceof PeerpodError) {
-        const status = STATUS_OF[e.code] ?? 500;
-        return send(status, { error: { code: e.code, message: e.describe(), field: e.context.field } });
-      }
-      return send(500, { error: { code: 'EINTERNAL', message: e instanceof Error ? e.message : String(e) } });
+export interface ApiReply {
+  status: number;
+  body: unknown;
+  /** Content type; JSON when absent. */
+  type?: string;
+}
+
+/**
+ * One request, from method, path and body to the reply, errors included. Shared by the socket API
+ * and the one-shot mode (`peerpod-wg-sidecar call`), so both answer alike. `full` = the unix-socket
+ * API; false = the TCP listener (metrics and health only).
+ */
+export async function handleRequest(
+  deps: ApiDeps,
+  full: boolean,
+  method: string,
+  rawUrl: string,
+  body: () => Promise<unknown>,
+): Promise<ApiReply> {
+  const route = `${method} ${new URL(rawUrl, 'http://sidecar').pathname}`;
+  try {
+    return await answer(deps, full, method, rawUrl, body);
+  } catch (e) {
+    deps.onError?.(e, route);
+    if (e instanceof PeerpodError) {
+      const status = STATUS_OF[e.code] ?? 500;
+      return { status, body: { error: { code: e.code, message: e.describe(), field: e.context.field } } };
     }
+    return { status: 500, body: { error: { code: 'EINTERNAL', message: e instanceof Error ? e.message : String(e) } } };
+  }
+}
+
+async function answer(deps: ApiDeps, full: boolean, method: string, rawUrl: string, body: () => Promise<unknown>): Promise<ApiReply> {
+  const { service } = deps;
+  const url = new URL(rawUrl, 'http://sidecar');
+  const route = `${method} ${url.pathname}`;
+  const ok = (b: unknown): ApiReply => ({ status: 200, body: b });
+  if (route === 'GET /healthz') return ok({ ok: true });
+  if (route === 'GET /readyz') return { status: service.ready ? 200 : 503, body: { ready: service.ready } };
+  if (route === 'GET /metrics') {
+    const rows = await service.status();
+    const devices = await devicesOf(deps.backend, rows.filter((r) => r.tunnelType === 'wireguard').map((r) => r.device));
+    return { status: 200, body: renderMetrics(rows, devices, service.counters), type: 'text/plain; version=0.0.4' };
+  }
+  if (!full) return { status: 404, body: { error: { code: 'ENOTFOUND', message: `no route ${route} on this listener` } } };
+  if (route === 'GET /v1/status') return ok(await service.status());
+  if (method === 'GET' && url.pathname.startsWith('/v1/status/')) {
+    const key = decodeURIComponent(url.pathname.slice('/v1/status/'.length));
+    const row = (await service.status()).find((r) => r.pod === key || r.netns === key || r.device === key);
+    if (row === undefined) throw new PeerpodError('ENOTFOUND', `no tunnel for pod, netns or device "${key}"`, { field: 'pod' });
+    return ok(row);
+  }
+  if (route === 'POST /v1/inspect') {
+    const b = await body();
+    const tunnelType = optionalString(b, 'tunnelType');
+    const pod = optionalString(b, 'pod');
+    const pn = await service.inspect({
+      netns: netnsOf(b),
+      ...(tunnelType === undefined ? {} : { tunnelType }),
+      ...(pod === undefined ? {} : { pod }),
+    });
+    return ok({ podNetwork: podNetworkToJson(pn) });
+  }
+  if (route === 'POST /v1/configure') {
+    const b = await body();
+    const inspected = parseInspectedPodNetwork(field(b, 'podNetwork'));
+    const pod = optionalString(b, 'pod');
+    const hostInterface = optionalString(b, 'hostInterface');
+    const section = await service.configure({
+      podMtu: inspected.mtu,
+      ...(inspected.podIp === undefined ? {} : { podIP: inspected.podIp.address }),
+      ...(hostInterface === undefined || hostInterface === '' ? {} : { hostInterface }),
+      ...(pod === undefined ? {} : { pod }),
+    });
+    return ok({ wireguard: wireguardToJson(section) });
+  }
+  if (route === 'POST /v1/setup') {
+    const b = await body();
+    const netns = netnsOf(b);
+    const podVmIPs = podVmIPsOf(b);
+    const podNetwork = parsePodNetwork(field(b, 'podNetwork'));
+    const rec = await service.setup({ netns, podVmIPs, podNetwork });
+    return ok({ netns: rec.netns, device: rec.device, tunnelType: rec.tunnelType, phase: rec.phase });
+  }
+  if (route === 'POST /v1/teardown') {
+    const b = await body();
+    await service.teardown({ netns: netnsOf(b) });
+    return ok({ ok: true });
+  }
+  return { status: 404, body: { error: { code: 'ENOTFOUND', message: `no route ${route}: see docs/sidecar.md` } } };
+}
+
+/** The HTTP handler around handleRequest. */
+export function apiHandler(deps: ApiDeps, full: boolean) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const reply = await handleRequest(deps, full, req.method ?? 'GET', req.url ?? '/', () => readBody(req));
+    const type = reply.type ?? 'application/json';
+    const text = reply.type === undefined ? JSON.stringify(reply.body) + '\n' : String(reply.body);
+    res.writeHead(reply.status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+    res.end(text);
   };
 }
 

@@ -20,7 +20,8 @@ import type { WorkerSetupRequest } from '../tunnel/driver.js';
 import { REJECT_AFTER_SECONDS } from '../tunnel/health.js';
 import { workerDriver, type TunnelRegistry } from '../tunnel/registry.js';
 import { tunnelStatus, type TunnelStatus } from '../tunnel/status.js';
-import type { WireguardWorkerDriver } from '../tunnel/wireguard/worker.js';
+import type { ConfigureRequest, WireguardWorkerDriver } from '../tunnel/wireguard/worker.js';
+import type { WireguardTunnel } from '../podnetwork/types.js';
 import type { WireGuardBackend } from '../wireguard/backend.js';
 import { PublicKey } from '../wireguard/keys.js';
 
@@ -58,6 +59,8 @@ export interface ServiceCounters {
 }
 
 const FAST_NUDGE_MS = 250;
+/** A configured tunnel that no setup claimed after this long belonged to a CreateVM that failed. */
+export const PENDING_MAX_AGE_MS = 24 * 3600_000;
 const SLOW_NUDGE_MS = 5_000;
 const HEAL_EVERY_MS = 1_000;
 
@@ -109,6 +112,13 @@ export class TunnelService {
     });
   }
 
+  /** CAA's Configure: keys and our section for a pod that has no netns path yet (worker.ts). */
+  async configure(req: ConfigureRequest): Promise<WireguardTunnel> {
+    const section = await this.#d.wireguard.configure(req);
+    this.#d.log.info({ pod: req.pod, podIP: req.podIP, mtu: section.mtu }, 'configured');
+    return section;
+  }
+
   async setup(req: WorkerSetupRequest): Promise<PodRecord> {
     const id = podIdOf(req.netns);
     return this.serial(id, async () => {
@@ -152,6 +162,7 @@ export class TunnelService {
         this.#d.log.error({ netns: rec.netns, pod: rec.pod, device: rec.device, err: describeError(e) }, 'reconcile failed; will retry'),
       );
     }
+    await this.prunePending();
     const known = new Set(records.map((r) => r.device));
     for (const name of await this.#d.backend.devices().catch(() => [] as string[])) {
       if (name.startsWith('pwg') && !known.has(name)) {
@@ -160,6 +171,17 @@ export class TunnelService {
       }
     }
     this.#ready = true;
+  }
+
+  /** Remove configured tunnels that no setup claimed within PENDING_MAX_AGE_MS: no device has their keys. */
+  private async prunePending(): Promise<void> {
+    const now = this.now();
+    for (const p of await this.#d.store.listPending().catch(() => [])) {
+      const created = Date.parse(p.createdAt);
+      if (Number.isNaN(created) || now - created < PENDING_MAX_AGE_MS) continue;
+      this.#d.log.info({ pod: p.pod, podIP: p.podIP, createdAt: p.createdAt }, 'removing a configured tunnel that no setup claimed');
+      await this.#d.store.removePending(p.id).catch((e: unknown) => this.#d.log.error({ err: describeError(e) }, 'remove failed'));
+    }
   }
 
   private async reconcileOne(rec: PodRecord): Promise<void> {

@@ -51,6 +51,30 @@ export function podIdOf(netnsPath: string): string {
   return createHash('sha256').update(netnsPath).digest('hex').slice(0, 12);
 }
 
+/**
+ * A tunnel configured before its pod netns is known. CAA's Configure hands us the pod-network it
+ * inspected, but no netns path; setup later names the netns and carries the worker's public key
+ * back, which is how the two meet (pendingIdOf). Kept under <state-dir>/pending/<id>/ with the
+ * worker's key and the preshared key (0600); setup moves the folder to pods/<pod id>.
+ */
+export interface PendingTunnel {
+  id: string;
+  /** "namespace/name" of the Kubernetes pod, when the caller said so. */
+  pod?: string;
+  podIP?: string;
+  vmPublicKey: string;
+  workerPublicKey: string;
+  vmListenPort: number;
+  keepalive: number;
+  mtu: number;
+  createdAt: string;
+}
+
+/** A pending tunnel's id: derived from the worker's public key, which setup's config carries. */
+export function pendingIdOf(workerPublicKey: string): string {
+  return createHash('sha256').update(`pending:${workerPublicKey}`).digest('hex').slice(0, 12);
+}
+
 export interface PodStore {
   readonly dir: string;
   read(id: string): Promise<PodRecord | null>;
@@ -60,6 +84,16 @@ export interface PodStore {
   readKey(id: string, name: string, kind?: SecretKind): Promise<SecretKey | null>;
   writeKey(id: string, name: string, key: SecretKey): Promise<void>;
   removeKey(id: string, name: string): Promise<void>;
+  /** Store a pending tunnel with its keys (worker.key, psk.key). */
+  writePending(p: PendingTunnel, keys: { worker: SecretKey; psk?: SecretKey }): Promise<void>;
+  readPending(id: string): Promise<PendingTunnel | null>;
+  listPending(): Promise<PendingTunnel[]>;
+  /**
+   * Make a pending tunnel a pod's: its folder, keys included, becomes pods/<record.id> holding
+   * `record`. False when there is no such pending tunnel; ESTATE when the pod already has state.
+   */
+  adoptPending(pendingId: string, record: PodRecord): Promise<boolean>;
+  removePending(id: string): Promise<void>;
 }
 
 async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
@@ -81,6 +115,32 @@ async function writeAtomic(path: string, data: string, mode: number): Promise<vo
   }
 }
 
+/** A state file's JSON; null when it does not exist. */
+async function readJsonFile<T>(path: string): Promise<T | null> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new PeerpodError('ESTATE', `cannot read ${path}`, { op: 'state-read' }, e);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new PeerpodError('ESTATE', `state file ${path} is not valid JSON`, { op: 'state-read' }, e);
+  }
+}
+
+/** The ids (12 hex digits) of the folders in `dir`, sorted; none when it does not exist. */
+async function idsIn(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).filter((i) => /^[0-9a-f]{12}$/.test(i)).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+}
+
 export class FilePodStore implements PodStore {
   readonly dir: string;
   constructor(dir: string) {
@@ -88,8 +148,12 @@ export class FilePodStore implements PodStore {
   }
 
   private podDir(id: string): string {
-    if (!/^[0-9a-f]{12}$/.test(id)) throw new PeerpodError('EINVAL', `invalid pod id ${JSON.stringify(id)}`);
-    return join(this.dir, 'pods', id);
+    return this.dirOf('pods', id);
+  }
+
+  private dirOf(kind: 'pods' | 'pending', id: string): string {
+    if (!/^[0-9a-f]{12}$/.test(id)) throw new PeerpodError('EINVAL', `invalid ${kind === 'pods' ? 'pod' : 'pending tunnel'} id ${JSON.stringify(id)}`);
+    return join(this.dir, kind, id);
   }
 
   private async ensure(id: string): Promise<string> {
@@ -100,19 +164,7 @@ export class FilePodStore implements PodStore {
   }
 
   async read(id: string): Promise<PodRecord | null> {
-    const path = join(this.podDir(id), 'record.json');
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new PeerpodError('ESTATE', `cannot read ${path}`, { op: 'state-read' }, e);
-    }
-    try {
-      return JSON.parse(text) as PodRecord;
-    } catch (e) {
-      throw new PeerpodError('ESTATE', `state file ${path} is not valid JSON`, { op: 'state-read' }, e);
-    }
+    return readJsonFile<PodRecord>(join(this.podDir(id), 'record.json'));
   }
 
   async write(record: PodRecord): Promise<void> {
@@ -121,15 +173,8 @@ export class FilePodStore implements PodStore {
   }
 
   async list(): Promise<PodRecord[]> {
-    let ids: string[];
-    try {
-      ids = await readdir(join(this.dir, 'pods'));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
     const out: PodRecord[] = [];
-    for (const id of ids.filter((i) => /^[0-9a-f]{12}$/.test(i)).sort()) {
+    for (const id of await idsIn(join(this.dir, 'pods'))) {
       const r = await this.read(id);
       if (r !== null) out.push(r);
     }
@@ -154,6 +199,51 @@ export class FilePodStore implements PodStore {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
     }
+  }
+
+  async writePending(p: PendingTunnel, keys: { worker: SecretKey; psk?: SecretKey }): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const d = this.dirOf('pending', p.id);
+    await mkdir(d, { recursive: true, mode: 0o700 });
+    await writeAtomic(join(d, 'worker.key'), keys.worker.reveal() + '\n', 0o600);
+    if (keys.psk !== undefined) await writeAtomic(join(d, 'psk.key'), keys.psk.reveal() + '\n', 0o600);
+    // Written last: a pending folder without it is an interrupted configure, and is never adopted.
+    await writeAtomic(join(d, 'pending.json'), JSON.stringify(p, null, 2) + '\n', 0o600);
+  }
+
+  async readPending(id: string): Promise<PendingTunnel | null> {
+    return readJsonFile<PendingTunnel>(join(this.dirOf('pending', id), 'pending.json'));
+  }
+
+  async listPending(): Promise<PendingTunnel[]> {
+    const out: PendingTunnel[] = [];
+    for (const id of await idsIn(join(this.dir, 'pending'))) {
+      const p = await this.readPending(id).catch(() => null);
+      if (p !== null) out.push(p);
+    }
+    return out;
+  }
+
+  async adoptPending(pendingId: string, record: PodRecord): Promise<boolean> {
+    const from = this.dirOf('pending', pendingId);
+    if ((await this.readPending(pendingId)) === null) return false;
+    const to = this.podDir(record.id);
+    if (await stat(to).then(() => true, () => false)) {
+      throw new PeerpodError('ESTATE', `pod ${record.id} (netns ${record.netns}) already has tunnel state: tear it down first`, {
+        op: 'adopt-pending',
+        netns: record.netns,
+      });
+    }
+    // The record goes in first, so the pod's folder is complete the moment the rename makes it appear.
+    await writeAtomic(join(from, 'record.json'), JSON.stringify(record, null, 2) + '\n', 0o600);
+    await mkdir(join(this.dir, 'pods'), { recursive: true, mode: 0o700 });
+    await rename(from, to);
+    await rm(join(to, 'pending.json'), { force: true });
+    return true;
+  }
+
+  async removePending(id: string): Promise<void> {
+    await rm(this.dirOf('pending', id), { recursive: true, force: true });
   }
 
   async removeKey(id: string, name: string): Promise<void> {

@@ -28,6 +28,12 @@ export interface WorkerTunnelDriver {
 export interface PodVmSetupRequest {
   podNetns: string;
   podNetwork: PodNetwork;
+  /**
+   * Bring up the interface with the pod IP and MTU only, and leave the routes and neighbours to
+   * the caller: CAA's podnode adds them itself right after its tunneler's Setup, and fails with
+   * "file exists" on any route already there.
+   */
+  interfaceOnly?: boolean;
 }
 
 export interface PodVmSetupResult {

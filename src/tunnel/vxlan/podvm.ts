@@ -141,11 +141,13 @@ export class VxlanPodVmDriver implements PodVmTunnelDriver {
       cmds.push(['address', 'replace', formatIpPrefix(pn.podIp), 'dev', iface]);
       cmds.push(['link', 'set', 'dev', iface, 'up']);
       await podNs.batch(cmds, 'configure the pod interface', iface);
-      const routes = podRouteCommands(iface, pn.routes, await podNs.routes({ family: 4 }));
-      const neighbours = pn.neighbors.map((n) => [
-        'neighbour', 'replace', n.ip, 'lladdr', n.hwAddr, 'dev', n.dev, 'nud', n.state ?? 'permanent',
-      ]);
-      await podNs.batch([...routes, ...neighbours], 'add the pod routes and neighbours', iface);
+      if (req.interfaceOnly !== true) {
+        const routes = podRouteCommands(iface, pn.routes, await podNs.routes({ family: 4 }));
+        const neighbours = pn.neighbors.map((n) => [
+          'neighbour', 'replace', n.ip, 'lladdr', n.hwAddr, 'dev', n.dev, 'nud', n.state ?? 'permanent',
+        ]);
+        await podNs.batch([...routes, ...neighbours], 'add the pod routes and neighbours', iface);
+      }
     } catch (e) {
       const err = new PeerpodError('ESETUP', `pod VM tunnel setup in ${req.podNetns} failed and was rolled back`, ctx, e);
       await this.teardown(req).catch((c: unknown) => err.cleanupErrors.push(c));

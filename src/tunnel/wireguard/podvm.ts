@@ -77,7 +77,7 @@ export class WireguardPodVmDriver implements PodVmTunnelDriver {
         ['address', 'replace', formatIpPrefix(pn.podIp), 'dev', iface],
         ['link', 'set', 'dev', iface, 'up'],
       ];
-      for (const r of pn.routes) {
+      for (const r of req.interfaceOnly === true ? [] : pn.routes) {
         if (r.protocol === RTPROT_KERNEL) continue; // the address made it already
         const dst = r.dst === undefined ? 'default' : formatIpPrefix(r.dst);
         // An L3 device has no neighbours: a gateway is reachable only because we say it is.

@@ -16,7 +16,7 @@ import { PeerpodError, isPeerpodError } from '../../errors.js';
 import type { Netns, NetnsFactory } from '../../netns/netns.js';
 import type { PodStore, PodRecord, WireguardPodRecord } from '../../state/store.js';
 import type { WorkerSetupRequest, WorkerTeardownRequest, WorkerTunnelDriver } from '../driver.js';
-import { podIdOf } from '../../state/store.js';
+import { pendingIdOf, podIdOf } from '../../state/store.js';
 import type { WireGuardBackend } from '../../wireguard/backend.js';
 import type { DeviceConfig, PeerConfig } from '../../wireguard/config.js';
 import { generateKeyPair, generatePresharedKey, PublicKey, type SecretKey } from '../../wireguard/keys.js';
@@ -50,6 +50,18 @@ export interface WireguardWorkerOptions {
   keepalive?: number;
   /** An upper bound for the computed tunnel MTU (WG_MTU). */
   maxMtu?: number;
+}
+
+/** What CAA's Configure knows of a pod: the pod-network its own Inspect read, without a netns. */
+export interface ConfigureRequest {
+  /** MTU of the pod's interface on the worker. */
+  podMtu: number;
+  /** The pod's address, for the record and the logs. */
+  podIP?: string;
+  /** CAA's HOST_INTERFACE (a dedicated interface): its MTU bounds the tunnel's instead of the default route's. */
+  hostInterface?: string;
+  /** "namespace/name" of the Kubernetes pod. */
+  pod?: string;
 }
 
 export class WireguardWorkerDriver implements WorkerTunnelDriver {
@@ -113,6 +125,85 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     return toPodNetwork(pod, wireguard);
   }
 
+  /**
+   * CAA's Configure: the pod's key pairs and our section of its pod-network, before the pod netns
+   * is known. The worker's half waits in the pending folder until setup names the netns and
+   * brings the worker's public key back (store.ts, PendingTunnel).
+   */
+  async configure(req: ConfigureRequest): Promise<WireguardTunnel> {
+    const host = this.#d.netns.host();
+    let underlay: number;
+    if (req.hostInterface === undefined) {
+      underlay = await host.defaultRouteMtu();
+    } else {
+      const link = await host.link(req.hostInterface);
+      if (link === null) {
+        throw new PeerpodError('EINVAL', `hostInterface: no interface ${req.hostInterface} on this worker: expected CAA's HOST_INTERFACE`, {
+          op: 'configure',
+          iface: req.hostInterface,
+          field: 'hostInterface',
+        });
+      }
+      underlay = link.mtu;
+    }
+    const worker = generateKeyPair();
+    const vm = generateKeyPair();
+    const wireguard: WireguardTunnel = {
+      type: 'wireguard',
+      privateKey: vm.privateKey,
+      peerPublicKey: worker.publicKey,
+      presharedKey: generatePresharedKey(),
+      listenPort: this.#listenPort,
+      persistentKeepalive: this.#keepalive,
+      mtu: Math.min(req.podMtu, this.#maxMtu, underlay - WIREGUARD_OVERHEAD),
+    };
+    const workerPublicKey = worker.publicKey.toBase64();
+    await this.#d.store.writePending(
+      {
+        id: pendingIdOf(workerPublicKey),
+        ...(req.pod === undefined ? {} : { pod: req.pod }),
+        ...(req.podIP === undefined ? {} : { podIP: req.podIP }),
+        vmPublicKey: vm.publicKey.toBase64(),
+        workerPublicKey,
+        vmListenPort: wireguard.listenPort,
+        keepalive: wireguard.persistentKeepalive,
+        mtu: wireguard.mtu,
+        createdAt: this.now(),
+      },
+      { worker: worker.privateKey, ...(wireguard.presharedKey === undefined ? {} : { psk: wireguard.presharedKey }) },
+    );
+    return wireguard;
+  }
+
+  /** The pod's record; a tunnel configured for it (CAA's Configure) becomes its record here. */
+  private async recordFor(req: WorkerSetupRequest, wireguard: WireguardTunnel): Promise<PodRecord | null> {
+    const id = podIdOf(req.netns);
+    const { store } = this.#d;
+    const record = await store.read(id);
+    if (record !== null) return record;
+    const pendingId = pendingIdOf(wireguard.peerPublicKey.toBase64());
+    const pending = await store.readPending(pendingId);
+    if (pending === null) return null;
+    const adopted: WireguardPodRecord = {
+      id,
+      netns: req.netns,
+      ...(pending.pod === undefined ? {} : { pod: pending.pod }),
+      tunnelType: 'wireguard',
+      device: workerDeviceName(id),
+      podIP: req.podNetwork.podIp.address,
+      podInterface: req.podNetwork.interfaceName,
+      vmPublicKey: pending.vmPublicKey,
+      workerPublicKey: pending.workerPublicKey,
+      vmListenPort: pending.vmListenPort,
+      keepalive: pending.keepalive,
+      mtu: pending.mtu,
+      podVmIPs: [],
+      phase: 'inspected',
+      updatedAt: this.now(),
+    };
+    return (await store.adoptPending(pendingId, adopted)) ? adopted : null;
+  }
+
   async setup(req: WorkerSetupRequest): Promise<PodRecord> {
     const id = podIdOf(req.netns);
     const wireguard = wireguardOf(req.podNetwork, req.netns);
@@ -124,10 +215,15 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     if (!(await podNs.exists())) {
       throw new PeerpodError('ENOTFOUND', `pod netns ${req.netns} does not exist`, ctx);
     }
-    const record = await store.read(id);
+    const record = await this.recordFor(req, wireguard);
     const workerKey = await store.readKey(id, 'worker');
     if (record === null || workerKey === null) {
-      throw new PeerpodError('ESTATE', `no tunnel state for pod netns ${req.netns}: run inspect for this pod first`, ctx);
+      throw new PeerpodError(
+        'ESTATE',
+        `no tunnel state for pod netns ${req.netns}, and no configured tunnel with this pod-network.wireguard.peer-public-key: ` +
+          'run inspect (or CAA\'s Configure) for this pod first',
+        { ...ctx, field: 'pod-network.wireguard.peer-public-key' },
+      );
     }
     if (record.tunnelType !== 'wireguard') {
       throw new PeerpodError('ESTATE', `pod netns ${req.netns} was inspected for tunnel type ${record.tunnelType}, not wireguard`, ctx);
@@ -140,16 +236,10 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
         { ...ctx, field: 'pod-network.wireguard.peer-public-key' },
       );
     }
-    const endpointIP = req.podVmIPs[0];
-    if (endpointIP === undefined) {
-      throw new PeerpodError('EINVAL', 'no pod VM IP given: expected at least one IPv4 or IPv6 address', {
-        ...ctx,
-        field: 'pod-vm-ip',
-      });
-    }
+    const podVmIPs = endpointFirst(req.podVmIPs, req.podNetwork.dedicated, req.netns);
     await podNs.requireLink(podInterface, 'setup');
 
-    const vmIPsChanged = record.podVmIPs.join(',') !== req.podVmIPs.join(',');
+    const vmIPsChanged = record.podVmIPs.join(',') !== podVmIPs.join(',');
     const next: WireguardPodRecord = {
       ...record,
       podIP,
@@ -158,7 +248,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       vmListenPort: wireguard.listenPort,
       keepalive: wireguard.persistentKeepalive,
       mtu: wireguard.mtu,
-      podVmIPs: [...req.podVmIPs],
+      podVmIPs,
       phase: 'setting-up',
       updatedAt: this.now(),
     };
@@ -350,6 +440,27 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     }
     await this.#d.store.remove(id);
   }
+}
+
+/**
+ * The pod VM's addresses with the tunnel's endpoint first: the first address, or with CAA's
+ * `dedicated` (a second interface on both sides for pod traffic), the second, as CAA's VXLAN does.
+ */
+export function endpointFirst(podVmIPs: readonly string[], dedicated: boolean, netns: string): string[] {
+  const ctx = { op: 'setup', netns, field: 'podVmIPs' };
+  if (podVmIPs.length === 0) {
+    throw new PeerpodError('EINVAL', 'no pod VM IP given: expected at least one IPv4 or IPv6 address', ctx);
+  }
+  if (!dedicated) return [...podVmIPs];
+  const [primary, dedicatedIP, ...rest] = podVmIPs;
+  if (primary === undefined || dedicatedIP === undefined) {
+    throw new PeerpodError(
+      'EINVAL',
+      'pod-network.dedicated is true but only one pod VM IP was given: expected the primary and the dedicated interface\'s address',
+      ctx,
+    );
+  }
+  return [dedicatedIP, primary, ...rest];
 }
 
 export function formatEndpoint(ip: string, port: number): string {
