@@ -46,7 +46,8 @@ else
   echo "!!! hack/go-test.sh: SKIPPED the Go lab test: it needs root and a build (dist/) !!!"
 fi
 passed=$(grep -c -- '^\s*--- PASS' "$out" || true)
-failed=$(grep -c -- '^\s*--- FAIL' "$out" || true)
+# A package that does not build fails without a "--- FAIL" line: count its "FAIL <package>" too.
+failed=$(( $(grep -c -- '^\s*--- FAIL' "$out" || true) + $(grep -cE '^FAIL\s+\S+\s+\[' "$out" || true) ))
 skipped=$(grep -c -- '^\s*--- SKIP' "$out" || true)
 echo "go: $passed passed, $failed failed, $skipped skipped"
 [ -n "${GO_TEST_COUNTS:-}" ] && echo "$passed $failed $skipped" >"$GO_TEST_COUNTS"

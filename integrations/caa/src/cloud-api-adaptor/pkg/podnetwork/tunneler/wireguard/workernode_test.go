@@ -210,7 +210,7 @@ func fakeProgram(t *testing.T, stdout string, exit int) (path, record string) {
 	path = filepath.Join(dir, "program")
 	record = filepath.Join(dir, "record")
 	script := "#!/bin/sh\necho \"$@\" > " + record + ".args\ncat > " + record + ".stdin\n" +
-		"printf '%s' '" + stdout + "'\necho 'error: EINVAL: something named' >&2\nexit " + string(rune('0'+exit)) + "\n"
+		"printf '%s' '" + stdout + "'\necho 'error: EINVAL: something named' >&2\nexit " + strconv.Itoa(exit) + "\n"
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
