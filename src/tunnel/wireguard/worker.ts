@@ -1,8 +1,11 @@
 // The worker side of the `wireguard` tunnel: the three verbs CAA calls, per pod netns.
 //
-//   inspect ──▶ [inspected] ──setup──▶ [setting-up] ──ok──▶ [ready]
-//                   ▲                      │ fail: roll back the network, keep the keys
-//                   └──────────────────────┘
+//   inspect (netns known) ─────────────────────┐
+//   configure (CAA's; no netns) ─▶ pending/ ───┤ setup names the netns (recordFor)
+//                                              ▼
+//                                         [inspected] ──setup──▶ [setting-up] ──ok──▶ [ready]
+//                                              ▲                      │ fail: roll back the network, keep the keys
+//                                              └──────────────────────┘
 //   teardown (from any phase, or none): remove everything, then the state folder. Idempotent.
 //
 // inspect reads the pod netns, makes the pod's key pairs and a preshared key, keeps the worker's
