@@ -9,6 +9,7 @@
 # podnetwork tests. Root, and a build of ours (npm run build), are needed for the netns tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. hack/lib/program-wrappers.sh
 top=$PWD
 src=${1:?usage: hack/caa-check.sh <CAA git dir or clone> [commit]}
 rev=${2:-HEAD}
@@ -47,11 +48,7 @@ cp -r "$work/caa/src/cloud-api-adaptor/pkg/util/netops" "$gp/pkg/util/"
 cp -r "$work/caa/src/cloud-api-adaptor/pkg/internal/testing" "$gp/pkg/internal/"
 export GO111MODULE=off GOPATH=$work/gopath:/usr/share/gocode GOPROXY=off GOSUMDB=off GOFLAGS=
 bin=$work/bin
-mkdir -p "$bin"
-for p in peerpod-wg-sidecar peerpod-wg-agent; do
-  printf '#!/bin/sh\nexec node %s/dist/cmd/%s.js "$@"\n' "$top" "$p" >"$bin/$p"
-  chmod +x "$bin/$p"
-done
+program_wrappers "$bin"
 cd "$gp"
 echo "== go vet ./pkg/podnetwork/... (our driver compiled unchanged against CAA's real tunneler) =="
 go vet ./pkg/podnetwork/...

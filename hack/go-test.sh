@@ -7,6 +7,7 @@
 # CAA's real tree is not here (CI cannot fetch it): docs/caa.md shows the same code run there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. hack/lib/program-wrappers.sh
 top=$PWD
 if ! command -v go >/dev/null 2>&1; then
   echo "hack/go-test.sh: go is missing: hack/deps.sh installs golang-go" >&2
@@ -26,11 +27,7 @@ mkdir -p "$GOCACHE" 2>/dev/null || export GOCACHE=$work/cache
 
 # Wrappers, so that the driver finds our programs as it would on a node: on PATH.
 bin=$work/bin
-mkdir -p "$bin"
-for p in peerpod-wg-sidecar peerpod-wg-agent; do
-  printf '#!/bin/sh\nexec node %s/dist/cmd/%s.js "$@"\n' "$top" "$p" >"$bin/$p"
-  chmod +x "$bin/$p"
-done
+program_wrappers "$bin"
 
 out=$work/go-test.out
 rc=0
