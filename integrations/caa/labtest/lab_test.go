@@ -317,6 +317,8 @@ func (l *lab) theCAASequence(worker tunneler.TunnelerConfigurator, callWorker fu
 	}
 	// The worker's device and its wireguard-go were born in the worker's host netns.
 	l.assertBornInWorker()
+	// The pod VM's private key is in no file of the worker's state or run folders (logs included).
+	l.assertNowhere(section["private-key"].(string))
 	// 5. HTTP both ways: a client pod on the worker to the VM's pod, and back.
 	l.serveHTTP(l.vmPod, l.subnet+".3:8080")
 	l.serveHTTP(l.client, l.subnet+".2:8080")
@@ -382,6 +384,21 @@ func (l *lab) assertBornInWorker() {
 	}
 	if !strings.Contains(ip(t, l.pod, "-d", "link", "show"), "pwg") {
 		t.Fatal("the worker's WireGuard device is not in the pod netns")
+	}
+}
+
+func (l *lab) assertNowhere(secret string) {
+	t := l.t
+	for _, dir := range []string{l.stateDir, l.runDir} {
+		_ = filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+			if err != nil || !info.Mode().IsRegular() {
+				return nil
+			}
+			if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), secret) {
+				t.Errorf("%s holds the pod VM's private key", path)
+			}
+			return nil
+		})
 	}
 }
 
