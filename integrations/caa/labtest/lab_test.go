@@ -465,6 +465,22 @@ func TestCAAErrorsNameTheField(t *testing.T) {
 	if err == nil || !asError(err, &e) || e.Code != "EINVAL" || !strings.Contains(e.Message, "podNetwork.mtu") {
 		t.Fatalf("Configure with mtu 20: err = %v, want EINVAL naming podNetwork.mtu", err)
 	}
+	// A section whose VM key is not the one configured with its worker key: refused, nothing set up.
+	var a, b map[string]any
+	for _, m := range []*map[string]any{&a, &b} {
+		c := l.inspected()
+		if err := inNetns(l.worker, func() error { return w.(tunneler.TunnelerConfigurator).Configure(&tunneler.NetworkConfig{}, c) }); err != nil {
+			t.Fatal(err)
+		}
+		_ = json.Unmarshal(c.WireGuard, m)
+	}
+	a["private-key"] = b["private-key"]
+	mixed := l.inspected()
+	mixed.WireGuard, _ = json.Marshal(a)
+	err = inNetns(l.worker, func() error { return w.Setup(l.path(l.pod), []netip.Addr{netip.MustParseAddr("192.0.2.2")}, mixed) })
+	if err == nil || !asError(err, &e) || e.Code != "EINVAL" || e.Field != "pod-network.wireguard.private-key" {
+		t.Fatalf("Setup with a mixed section: err = %v, want EINVAL on pod-network.wireguard.private-key", err)
+	}
 	config = l.inspected()
 	config.WireGuard = json.RawMessage(`{"private-key":"AAAA","peer-public-key":"BBBB","listen-port":51900,"mtu":1420}`)
 	err = inNetns(l.worker, func() error { return w.Setup(l.path(l.pod), []netip.Addr{netip.MustParseAddr("192.0.2.2")}, config) })

@@ -187,6 +187,13 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     const pendingId = pendingIdOf(wireguard.peerPublicKey.toBase64());
     const pending = await store.readPending(pendingId);
     if (pending === null) return null;
+    if (wireguard.privateKey.publicKey().toBase64() !== pending.vmPublicKey) {
+      throw new PeerpodError(
+        'EINVAL',
+        'pod-network.wireguard.private-key is not the pod VM key configured with this peer-public-key: the section was altered or mixed with another',
+        { op: 'setup', netns: req.netns, field: 'pod-network.wireguard.private-key' },
+      );
+    }
     const adopted: WireguardPodRecord = {
       id,
       netns: req.netns,
