@@ -101,6 +101,13 @@ echo "image test: built $image: $size_mb MB"
 t=$(date +%s.%N)
 "${podman[@]}" run --rm --network none "$image" --help | grep -q '^peerpod-wg-sidecar: the worker-side daemon' ||
   { echo "image test: the image's default command is not the sidecar" >&2; exit 1; }
+# The tools the lab does not reach (VXLAN's NOTRACK rule, conntrack, tc), each in a netns of its own.
+for argv in "iptables -w 5 -t raw -A OUTPUT -d 203.0.113.10 -p udp --dport 4789 -m comment --comment peerpod -j NOTRACK" \
+  "conntrack -L" "tc qdisc show dev lo" "wireguard-go --version" "sysctl -n net.ipv4.ip_forward"; do
+  read -r -a a <<<"$argv"
+  "${podman[@]}" run --rm --network none --cap-add NET_ADMIN --entrypoint "${a[0]}" "$image" "${a[@]:1}" >/dev/null 2>"$work/tool.err" ||
+    { echo "image test: \`$argv\` fails in the image: $(cat "$work/tool.err")" >&2; exit 1; }
+done
 mkdir -p "$work/lab"
 node dist/test/image/sidecar-image-lab.js --image "$image" --work "$work/lab" -- "${podman[@]}"
 lab_s=$(since "$t")
