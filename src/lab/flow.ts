@@ -104,10 +104,21 @@ export class LabFlow {
         '--keepalive', String(this.keepalive), '--output', this.podNetworkPath]),
       'wgctl inspect',
     );
-    this.podNetworkJson = JSON.parse(await readFile(this.podNetworkPath, 'utf8')) as Record<string, unknown>;
-    const apf = { 'pod-network': this.podNetworkJson, 'pod-namespace': 'default', 'pod-name': `${this.lab.prefix}-${this.slot.index}` };
-    await writeFile(this.apfPath, JSON.stringify(apf, null, 2), { mode: 0o600 });
+    await this.usePodNetwork(JSON.parse(await readFile(this.podNetworkPath, 'utf8')) as Record<string, unknown>);
     return this.podNetworkJson;
+  }
+
+  /** Take a `pod-network` object that an inspect made elsewhere (a sidecar), and write apf.json as CAA does. */
+  async usePodNetwork(podNetwork: Record<string, unknown>): Promise<void> {
+    this.podNetworkJson = podNetwork;
+    await writeFile(this.podNetworkPath, JSON.stringify(podNetwork, null, 2), { mode: 0o600 });
+    const apf = { 'pod-network': podNetwork, 'pod-namespace': 'default', 'pod-name': this.podName };
+    await writeFile(this.apfPath, JSON.stringify(apf, null, 2), { mode: 0o600 });
+  }
+
+  /** The pod's name, as CAA would put it into apf.json. */
+  get podName(): string {
+    return `${this.lab.prefix}-${this.slot.index}`;
   }
 
   async agentSetup(): Promise<ExecResult> {

@@ -16,17 +16,12 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { bundleForNode, cloudSdksIn, DIST_ROOT, netlinkAddon, PROJECT_ROOT, strippedNode } from '../bundle.js';
 import { PeerpodError } from '../errors.js';
 import type { Exec } from '../exec.js';
 
-/** dist/ of this build (this file is dist/src/podvm-image/agent-artifact.js). */
-export const DIST_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const PROJECT_ROOT = join(DIST_ROOT, '..');
 /** Where the artifact lives in a pod VM. */
 export const AGENT_INSTALL_DIR = '/opt/peerpod-wg-agent';
-
-const FORBIDDEN_IN_POD_VM = [/node_modules\/@aws-sdk\//, /node_modules\/@azure\//, /node_modules\/@smithy\//];
 
 export interface AgentArtifactOptions {
   exec: Exec;
@@ -53,24 +48,6 @@ d=$(dirname "$(readlink -f "$0")")
 exec "$d/node" "$d/../lib/peerpod-wg-agent.mjs" "$@"
 `;
 
-/** A copy of `node` without debug symbols (99 → 86 MB here), cached by the source's identity. */
-async function strippedNode(exec: Exec, node: string, cacheDir: string): Promise<string> {
-  const st = await stat(node);
-  const key = createHash('sha256').update(`${node}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16);
-  const out = join(cacheDir, 'node', `node-${key}`);
-  if (existsSync(out)) return out;
-  await mkdir(join(cacheDir, 'node'), { recursive: true });
-  const tmp = `${out}.tmp-${process.pid}`;
-  await copyFile(node, tmp);
-  await exec(['strip', '--strip-all', tmp], { timeoutMs: 120_000 }).catch(async (e: unknown) => {
-    // No binutils: ship it unstripped, only larger.
-    void e;
-  });
-  await chmod(tmp, 0o755);
-  await rename(tmp, out);
-  return out;
-}
-
 export async function buildAgentArtifact(opts: AgentArtifactOptions): Promise<AgentArtifact> {
   const entries: Record<string, string> = {
     'peerpod-wg-agent': join(DIST_ROOT, 'cmd', 'peerpod-wg-agent.js'),
@@ -88,59 +65,16 @@ export async function buildAgentArtifact(opts: AgentArtifactOptions): Promise<Ag
       });
     }
   }
-  const addon = join(PROJECT_ROOT, 'node_modules', 'netlink', 'prebuilds', 'linux-x64', 'node.napi.node');
+  const addon = netlinkAddon(PROJECT_ROOT);
   if (!existsSync(addon)) throw new PeerpodError('ENOTFOUND', `${addon} is missing: run npm ci`, { op: 'agent-artifact' });
 
-  // esbuild is a devDependency: only a build machine has it.
-  const esbuild = await import('esbuild');
   const work = `${opts.outDir}.tmp-${process.pid}`;
   await rm(work, { recursive: true, force: true });
   await mkdir(join(work, 'bin'), { recursive: true });
   await mkdir(join(work, 'lib'));
   await mkdir(join(work, 'systemd'));
-  const result = await esbuild.build({
-    entryPoints: entries,
-    outdir: join(work, 'lib'),
-    outExtension: { '.js': '.mjs' },
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    metafile: true,
-    logLevel: 'silent',
-    legalComments: 'none',
-    // Smaller source parses faster: under TCG every 100 KB costs the agent ~80 ms of start-up.
-    minify: true,
-    keepNames: true,
-    // CommonJS inside an ESM bundle (pino, netlink) uses require and __dirname; give it real ones.
-    banner: {
-      js: [
-        "import { createRequire as __peerpodCreateRequire } from 'node:module';",
-        "import { dirname as __peerpodDirname } from 'node:path';",
-        "import { fileURLToPath as __peerpodFileURLToPath } from 'node:url';",
-        'const require = __peerpodCreateRequire(import.meta.url);',
-        'const __filename = __peerpodFileURLToPath(import.meta.url);',
-        'const __dirname = __peerpodDirname(__filename);',
-      ].join(' '),
-    },
-    plugins: [
-      {
-        // netlink finds its addon with node-gyp-build relative to its package folder, which does
-        // not exist in a bundle: load the addon shipped beside the bundle instead.
-        name: 'netlink-addon-beside-bundle',
-        setup(build) {
-          build.onResolve({ filter: /^node-gyp-build$/ }, () => ({ path: 'node-gyp-build', namespace: 'peerpod-addon' }));
-          build.onLoad({ filter: /.*/, namespace: 'peerpod-addon' }, () => ({
-            contents: "module.exports = () => require('./netlink.node');",
-            loader: 'js',
-          }));
-          build.onResolve({ filter: /^\.\/netlink\.node$/ }, () => ({ path: './netlink.node', external: true }));
-        },
-      },
-    ],
-  });
-  const inputs = Object.keys(result.metafile.inputs);
-  const leaked = inputs.filter((i) => FORBIDDEN_IN_POD_VM.some((re) => re.test(i)));
+  const { inputs } = await bundleForNode({ entries, outDir: join(work, 'lib') });
+  const leaked = cloudSdksIn(inputs);
   if (leaked.length > 0) {
     throw new PeerpodError('EINVAL', `a cloud SDK would be bundled into the pod-VM agent: ${leaked.slice(0, 3).join(', ')}`, { op: 'agent-artifact' });
   }
