@@ -279,7 +279,14 @@ describe('createInstance', () => {
     expect(e.message).toBe(
       "virtualMachines.createOrUpdate failed for VM podvm-a in resource group pods-rg: AuthorizationFailed: The client 'x' does not have authorization to perform action 'Microsoft.Compute/virtualMachines/write'.",
     );
-    expect(e.context).toMatchObject({ op: 'virtualMachines.createOrUpdate', cloud: 'azure', vm: 'podvm-a', cloudCode: 'AuthorizationFailed', httpStatus: 403 });
+    expect(e.context).toMatchObject({
+      op: 'virtualMachines.createOrUpdate',
+      cloud: 'azure',
+      vm: 'podvm-a',
+      cloudCode: 'AuthorizationFailed',
+      httpStatus: 403,
+      permission: 'Microsoft.Compute/virtualMachines/write',
+    });
     expect(e.cause).toBeInstanceOf(Error);
     expect(arm.calls()).toHaveLength(1);
   });
@@ -388,11 +395,18 @@ describe('ensureTunnelPort', () => {
     const e = await caught(provider().ensureTunnelPort(request));
     expect(e.message).toBe(`securityRules.createOrUpdate failed for NSG podvm-nsg rule ${RULE} (udp/51900 from ${WORKER_CIDR}): AuthorizationFailed: no securityRules/write`);
     expect(e.context).toMatchObject({ op: 'securityRules.createOrUpdate', nsg: 'podvm-nsg', rule: RULE, resourceGroup: 'net-rg', port: 51900, httpStatus: 403 });
+    // The message names no action, so the operation we called does.
+    expect(e.context['permission']).toBe('Microsoft.Network/networkSecurityGroups/securityRules/write');
 
     arm = new FakeArm();
     arm.fail('GET', /securityRules/, 429, 'TooManyRequests', 'slow down');
     const t = await caught(provider().ensureTunnelPort(request));
     expect(t.message).toBe(`securityRules.get failed for NSG podvm-nsg rule ${RULE}: TooManyRequests: slow down`);
+    expect(t.context['permission']).toBeUndefined();
+
+    arm = new FakeArm();
+    arm.fail('GET', /securityRules/, 403, 'LinkedAuthorizationFailed', "The client 'x' does not have authorization to perform action 'Microsoft.Network/networkSecurityGroups/read' over scope 'y'");
+    expect((await caught(provider().ensureTunnelPort(request))).context['permission']).toBe('Microsoft.Network/networkSecurityGroups/read');
   });
 
   it('reports a missing NSG as ENOTFOUND', async () => {
