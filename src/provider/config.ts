@@ -284,8 +284,13 @@ function integerIn(min: number, max: number): Check<number> {
 // strconv.ParseBool's spellings, since CAA reads the same variables with Go.
 const TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
 const FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
-function bool(v: string): boolean | Bad {
+/** strconv.ParseBool: true, false, or undefined for anything else. */
+export function parseBool(v: string): boolean | undefined {
   if (TRUE.has(v)) return true;
   if (FALSE.has(v)) return false;
-  return bad(`${JSON.stringify(v)} is not valid: expected true or false (or 1, 0)`);
+  return undefined;
+}
+
+function bool(v: string): boolean | Bad {
+  return parseBool(v) ?? bad(`${JSON.stringify(v)} is not valid: expected true or false (or 1, 0)`);
 }
