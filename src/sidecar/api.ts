@@ -7,6 +7,7 @@ import { PeerpodError, type ErrorCode } from '../errors.js';
 import { parsePodNetwork } from '../podnetwork/schema.js';
 import type { WireGuardBackend } from '../wireguard/backend.js';
 import type { Device } from '../wireguard/config.js';
+import type { CloudPortStatus } from './cloud-port.js';
 import { renderMetrics } from './metrics.js';
 import type { TunnelService } from './service.js';
 
@@ -72,6 +73,8 @@ export interface ApiDeps {
   service: TunnelService;
   backend: WireGuardBackend;
   onError?: (e: unknown, route: string) => void;
+  /** The cloud firewall rule's state, shown on /readyz and /metrics; it does not change readiness. */
+  cloudPortRule?: () => CloudPortStatus;
 }
 
 async function devicesOf(backend: WireGuardBackend, names: readonly string[]): Promise<Map<string, Device>> {
@@ -96,11 +99,16 @@ export function apiHandler(deps: ApiDeps, full: boolean) {
     };
     try {
       if (route === 'GET /healthz') return send(200, { ok: true });
-      if (route === 'GET /readyz') return send(service.ready ? 200 : 503, { ready: service.ready });
+      if (route === 'GET /readyz') {
+        // A firewall rule we could not check leaves serving alone: a worker whose pod VMs' firewall
+        // is already open keeps its tunnels. The state is there to be seen, not to gate.
+        const cloud = deps.cloudPortRule?.();
+        return send(service.ready ? 200 : 503, { ready: service.ready, ...(cloud !== undefined && { cloudPortRule: cloud }) });
+      }
       if (route === 'GET /metrics') {
         const rows = await service.status();
         const devices = await devicesOf(deps.backend, rows.filter((r) => r.tunnelType === 'wireguard').map((r) => r.device));
-        return send(200, renderMetrics(rows, devices, service.counters), 'text/plain; version=0.0.4');
+        return send(200, renderMetrics(rows, devices, service.counters, deps.cloudPortRule?.()), 'text/plain; version=0.0.4');
       }
       if (!full) return send(404, { error: { code: 'ENOTFOUND', message: `no route ${route} on this listener` } });
       if (route === 'GET /v1/status') return send(200, await service.status());

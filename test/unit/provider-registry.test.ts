@@ -124,13 +124,17 @@ register(${JSON.stringify(new URL(`file://${join(dir, 'hooks.mjs')}`).href)}, { 
     }
   }
 
-  it('importing the registry, config, codec and the VM-side readers loads no SDK', async () => {
+  it('importing the registry, config, codec, the VM-side readers and the sidecar\'s cloud-port wiring loads no SDK', async () => {
     const loaded = await loadedPackages([
       'src/provider/registry.js',
       'src/provider/config.js',
       'src/provider/cloud-init.js',
       'src/provider/provider.js',
+      'src/provider/azure/credential.js',
       'src/userdata/index.js',
+      'src/sidecar/config.js',
+      'src/sidecar/cloud-port.js',
+      'cmd/wiring.js',
     ]);
     expect(loaded.filter((p) => SDK.test(`${p}/`))).toEqual([]);
     expect(loaded).toContain('yaml');

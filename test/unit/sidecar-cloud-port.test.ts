@@ -6,9 +6,13 @@
 import { beforeEach, describe, expect, it } from '@jest/globals';
 import { AuthorizeSecurityGroupIngressCommand, DescribeSecurityGroupsCommand, EC2Client, EC2ServiceException } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
+import type { AddressInfo } from 'node:net';
 import { PeerpodError } from '../../src/errors.js';
 import type { Env, FirewallConfig } from '../../src/provider/config.js';
 import { createFirewall } from '../../src/provider/registry.js';
+import { createApiServer } from '../../src/sidecar/api.js';
+import type { TunnelService } from '../../src/sidecar/service.js';
+import type { WireGuardBackend } from '../../src/wireguard/backend.js';
 import { CloudPortRule, cloudPortPlanFromEnv, type CloudPortDeps, type CloudPortPlan, type CloudPortStatus } from '../../src/sidecar/cloud-port.js';
 import { FakeArm, SUB, credential } from './fake-arm.js';
 
@@ -269,5 +273,33 @@ describe('CloudPortRule, Azure', () => {
     });
     expect(await hung.rule.run()).toMatchObject({ state: 'open', attempts: 2 });
     expect(seen[0]).toMatchObject({ state: 'failing', error: { message: 'NSG podvm-nsg (resource group net-rg): no answer from azure within 0.02 s' } });
+  });
+});
+
+describe('what the sidecar shows', () => {
+  it('/readyz stays 200 with the rule denied and carries its state; /metrics has peerpod_wg_cloud_port_rule', async () => {
+    mock.on(DescribeSecurityGroupsCommand).rejects(sdkError('UnauthorizedOperation', 'no', 403));
+    const h = harness(AWS_ENV, { onSleep: () => h.controller.abort() });
+    await h.rule.run();
+    // Only what /readyz and /metrics read of a service with no tunnels.
+    const service = { ready: true, status: async () => [], counters: { nudges: 0, probes: 0, heals: 0, setupSeconds: [] } } as unknown as TunnelService;
+    const server = createApiServer({ service, backend: {} as WireGuardBackend, cloudPortRule: () => h.rule.status }, false);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const ready = await fetch(`${base}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({ ready: true, cloudPortRule: { provider: 'aws', state: 'denied', error: { permission: 'ec2:DescribeSecurityGroups' } } });
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(metrics.split('\n').filter((l) => l.startsWith('peerpod_wg_cloud_port_rule'))).toEqual([
+        'peerpod_wg_cloud_port_rule{provider="aws",state="off"} 0',
+        'peerpod_wg_cloud_port_rule{provider="aws",state="pending"} 0',
+        'peerpod_wg_cloud_port_rule{provider="aws",state="open"} 0',
+        'peerpod_wg_cloud_port_rule{provider="aws",state="denied"} 1',
+        'peerpod_wg_cloud_port_rule{provider="aws",state="failing"} 0',
+      ]);
+    } finally {
+      server.close();
+    }
   });
 });
