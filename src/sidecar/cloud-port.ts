@@ -159,13 +159,13 @@ export class CloudPortRule {
       const attempts = this.#status.attempts + 1;
       try {
         firewall ??= await this.#deps.openFirewall(plan.config);
-        const result = await this.#attempt(firewall);
+        const result = await this.#attempt(firewall, plan.config);
         this.#succeeded(result, attempts);
         return this.#status;
       } catch (e) {
         if (this.#deps.signal.aborted) break;
         const wait = Math.round(backoff * (0.8 + 0.4 * (this.#deps.random ?? Math.random)()));
-        this.#failed(e, attempts, wait);
+        this.#failed(e, plan.config, attempts, wait);
         backoff = Math.min(backoff * 2, max);
         try {
           await (this.#deps.sleep ?? sleep)(wait, this.#deps.signal);
@@ -177,19 +177,17 @@ export class CloudPortRule {
     return this.#status;
   }
 
-  async #attempt(firewall: CloudFirewall): Promise<TunnelPortResult> {
-    const plan = this.#plan as Extract<CloudPortPlan, { manage: true }>;
+  async #attempt(firewall: CloudFirewall, config: FirewallConfig): Promise<TunnelPortResult> {
     const timeoutMs = this.#deps.attemptTimeoutMs ?? 60_000;
     const deadline = new AbortController();
     const timer = setTimeout(() => {
-      const where = this.#status.firewall ?? plan.config.provider;
-      deadline.abort(new PeerpodError('ECLOUD', `${where}: no answer from ${plan.config.provider} within ${timeoutMs / 1000} s`, { op: 'ensure-tunnel-port', cloud: plan.config.provider }));
+      deadline.abort(new PeerpodError('ECLOUD', `${firewallOf(config)}: no answer from ${config.provider} within ${timeoutMs / 1000} s`, { op: 'ensure-tunnel-port', cloud: config.provider }));
     }, timeoutMs);
     const signal = AbortSignal.any([this.#deps.signal, deadline.signal]);
     // A call that ignores the signal must not hold the attempt: the race ends it either way.
     const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
     try {
-      return await Promise.race([firewall.ensureTunnelPort({ ...tunnelPortRequest(plan.config), signal }), aborted]);
+      return await Promise.race([firewall.ensureTunnelPort({ ...tunnelPortRequest(config), signal }), aborted]);
     } finally {
       clearTimeout(timer);
     }
@@ -201,11 +199,10 @@ export class CloudPortRule {
     this.#deps.log.info({ provider, cloudPortRule: 'open', rule: result.rule, changed: result.changed, attempts }, result.changed ? 'cloud firewall rule added' : 'cloud firewall rule already in place (unchanged)');
   }
 
-  #failed(e: unknown, attempts: number, wait: number): void {
-    const plan = this.#plan as Extract<CloudPortPlan, { manage: true }>;
+  #failed(e: unknown, config: FirewallConfig, attempts: number, wait: number): void {
     const error = errorOf(e);
     const state: CloudPortState = error.permission === undefined ? 'failing' : 'denied';
-    const remedy = remedyFor(plan.config, error);
+    const remedy = remedyFor(config, error);
     const nextAttemptAt = (this.#deps.now ?? Date.now)() + wait;
     const { provider, firewall } = this.#status;
     this.#status = { provider, state, ...(firewall !== undefined && { firewall }), error, remedy, attempts, nextAttemptAt };
