@@ -11,7 +11,7 @@ import { createApiServer, handleRequest, parseBody } from '../src/sidecar/api.js
 import { callSidecar } from '../src/sidecar/client.js';
 import { sidecarConfigFromEnv } from '../src/sidecar/config.js';
 import { TunnelService } from '../src/sidecar/service.js';
-import { fail, makeRuntime, makeWorker } from './wiring.js';
+import { fail, makeCloudPortRule, makeRuntime, makeWorker } from './wiring.js';
 
 const HELP = `peerpod-wg-sidecar: the worker-side daemon of peerpod-wireguard
 
@@ -49,6 +49,19 @@ Environment (all validated at start; see docs/sidecar.md):
                           (default 300000; then every 5 s)
   VXLAN_PORT, VXLAN_MIN_ID  for TUNNEL_TYPE=vxlan (defaults 4789, 555000)
   LOG_LEVEL               pino level of the JSON logs on stdout (default info)
+
+Cloud firewall rule (at start, in the background; see "Cloud firewall rule" in docs/sidecar.md):
+  CLOUD_PROVIDER          aws | azure: open udp/WG_PORT from WG_WORKER_CIDR in the pod VMs'
+                          security group (AWS_REGION, AWS_SG_IDS: the first group) or NSG
+                          (AZURE_SUBSCRIPTION_ID, AZURE_NSG_ID, WG_NSG_PRIORITY); other values,
+                          or those unset: nothing is done, and the log says why
+  WG_WORKER_CIDR          the worker's egress address as the cloud sees it, e.g. 203.0.113.7/32
+                          (a bare address is a /32); 0.0.0.0/0 needs WG_ALLOW_ANY_SOURCE=true
+  WG_MANAGE_CLOUD_RULE    false: never touch the firewall; true: the variables above are required;
+                          unset: manage the rule when they are set
+  Missing permissions, throttling and timeouts are logged, shown on /readyz and as
+  peerpod_wg_cloud_port_rule{provider,state}, and retried (5 s doubling to 5 min); tunnels keep
+  being served meanwhile.
 `;
 
 function listen(server: Server, target: string | { host: string; port: number }): Promise<void> {
@@ -119,16 +132,20 @@ async function main(argv: string[]): Promise<void> {
     if (alive) throw new PeerpodError('EBACKEND', `another sidecar already answers on ${cfg.socket}`, { op: 'start' });
     await rm(cfg.socket, { force: true });
   }
-  const api = createApiServer({ service, backend: rt.backend, onError }, true);
+  const stopping = new AbortController();
+  const cloudPortRule = makeCloudPortRule(cfg.cloudPortRule, rt.log, stopping.signal);
+  const cloudPortStatus = () => cloudPortRule.status;
+  const api = createApiServer({ service, backend: rt.backend, onError, cloudPortRule: cloudPortStatus }, true);
   await listen(api, cfg.socket);
   await chmod(cfg.socket, 0o600);
   const servers = [api];
   if (cfg.metricsAddr !== undefined) {
-    const tcp = createApiServer({ service, backend: rt.backend, onError }, false);
+    const tcp = createApiServer({ service, backend: rt.backend, onError, cloudPortRule: cloudPortStatus }, false);
     await listen(tcp, cfg.metricsAddr);
     servers.push(tcp);
   }
   rt.log.info({ socket: cfg.socket, metrics: cfg.metricsAddr, tunnelType: cfg.tunnelType, backend: rt.backend.kind }, 'sidecar listening');
+  void cloudPortRule.run(); // never throws; it must not hold up serving
 
   await service.reconcile();
   rt.log.info({}, 'reconciled; ready');
@@ -136,6 +153,7 @@ async function main(argv: string[]): Promise<void> {
 
   const stop = (signal: string): void => {
     rt.log.info({ signal }, 'stopping; the tunnels stay up');
+    stopping.abort();
     service.stop();
     for (const s of servers) {
       s.closeAllConnections();

@@ -49,6 +49,8 @@ export interface TunnelPortRequest {
   readonly sourceCidr: string;
   /** 0.0.0.0/0 and ::/0 are refused unless this is true. */
   readonly allowAnySource?: boolean;
+  /** Cancels the cloud calls (the caller's deadline, or shutdown). */
+  readonly signal?: AbortSignal;
 }
 
 export interface TunnelPortResult {
@@ -58,14 +60,21 @@ export interface TunnelPortResult {
   readonly rule: string;
 }
 
-export interface CloudProvider {
+/** The pod VMs' firewall (an AWS security group, an Azure NSG): all the sidecar needs at start. */
+export interface CloudFirewall {
   readonly name: ProviderName;
+  /**
+   * Idempotent: reads the existing rules first and never writes a duplicate. A refusal for want of
+   * a permission is an ECLOUD whose context.permission names the IAM action or RBAC operation.
+   */
+  ensureTunnelPort(request: TunnelPortRequest): Promise<TunnelPortResult>;
+}
+
+export interface CloudProvider extends CloudFirewall {
   /** Creates the VM with a cloud-config that writes apf.json, and waits for its addresses. */
   createInstance(request: CreateInstanceRequest): Promise<CloudInstance>;
   /** Idempotent: an instance that is already gone is success ({ existed: false }). */
   deleteInstance(id: string): Promise<DeleteInstanceResult>;
-  /** Idempotent: reads the existing rules first and never writes a duplicate. */
-  ensureTunnelPort(request: TunnelPortRequest): Promise<TunnelPortResult>;
 }
 
 // CAA's util.GenerateInstanceName yields at most 63 such characters; Azure's VM and computer names

@@ -5,8 +5,8 @@
 import { PeerpodError } from '../errors.js';
 import type { AwsProviderOptions } from './aws/index.js';
 import type { AzureProviderOptions } from './azure/index.js';
-import type { ProviderConfig } from './config.js';
-import { PROVIDER_NAMES, type CloudProvider, type ProviderName } from './provider.js';
+import type { FirewallConfig, ProviderConfig } from './config.js';
+import { PROVIDER_NAMES, type CloudFirewall, type CloudProvider, type ProviderName } from './provider.js';
 
 export interface ProviderModules {
   aws: typeof import('./aws/index.js');
@@ -41,16 +41,31 @@ export async function createProvider(config: ProviderConfig, deps: ProviderDeps 
   switch (config.provider) {
     case 'aws':
       return (await loadProviderModule('aws')).createAwsProvider(config, deps.aws);
-    case 'azure': {
-      if (deps.azure === undefined) {
-        throw new PeerpodError('EINVAL', 'the azure provider needs a TokenCredential (deps.azure.credential)', { op: 'create-provider', field: 'credential' });
-      }
-      return (await loadProviderModule('azure')).createAzureProvider(config, deps.azure);
-    }
+    case 'azure':
+      return (await loadProviderModule('azure')).createAzureProvider(config, azureDeps(deps));
     default:
       // Config that bypassed the types (parsed JSON, a cast) still gets a clear answer.
       throw unknownProvider(String((config as { provider: unknown }).provider));
   }
+}
+
+/** Builds only the pod VMs' firewall rule for the cloud `config` names; loads the same SDK. */
+export async function createFirewall(config: FirewallConfig, deps: ProviderDeps = {}): Promise<CloudFirewall> {
+  switch (config.provider) {
+    case 'aws':
+      return (await loadProviderModule('aws')).createAwsFirewall(config, deps.aws);
+    case 'azure':
+      return (await loadProviderModule('azure')).createAzureFirewall(config, azureDeps(deps));
+    default:
+      throw unknownProvider(String((config as { provider: unknown }).provider));
+  }
+}
+
+function azureDeps(deps: ProviderDeps): AzureProviderOptions {
+  if (deps.azure === undefined) {
+    throw new PeerpodError('EINVAL', 'the azure provider needs a TokenCredential (deps.azure.credential)', { op: 'create-provider', field: 'credential' });
+  }
+  return deps.azure;
 }
 
 function unknownProvider(name: string): PeerpodError {

@@ -7,6 +7,7 @@ import { PeerpodError, type ErrorCode } from '../errors.js';
 import { parseInspectedPodNetwork, parsePodNetwork, podNetworkToJson, wireguardToJson } from '../podnetwork/schema.js';
 import type { WireGuardBackend } from '../wireguard/backend.js';
 import type { Device } from '../wireguard/config.js';
+import type { CloudPortStatus } from './cloud-port.js';
 import { renderMetrics } from './metrics.js';
 import type { TunnelService } from './service.js';
 
@@ -76,6 +77,8 @@ export interface ApiDeps {
   service: TunnelService;
   backend: WireGuardBackend;
   onError?: (e: unknown, route: string) => void;
+  /** The cloud firewall rule's state, shown on /readyz and /metrics; it does not change readiness. */
+  cloudPortRule?: () => CloudPortStatus;
 }
 
 async function devicesOf(backend: WireGuardBackend, names: readonly string[]): Promise<Map<string, Device>> {
@@ -125,11 +128,16 @@ async function answer(deps: ApiDeps, full: boolean, method: string, rawUrl: stri
   const route = `${method} ${url.pathname}`;
   const ok = (b: unknown): ApiReply => ({ status: 200, body: b });
   if (route === 'GET /healthz') return ok({ ok: true });
-  if (route === 'GET /readyz') return { status: service.ready ? 200 : 503, body: { ready: service.ready } };
+  if (route === 'GET /readyz') {
+    // A firewall rule we could not check leaves serving alone: a worker whose pod VMs' firewall
+    // is already open keeps its tunnels. The state is there to be seen, not to gate.
+    const cloud = deps.cloudPortRule?.();
+    return { status: service.ready ? 200 : 503, body: { ready: service.ready, ...(cloud !== undefined && { cloudPortRule: cloud }) } };
+  }
   if (route === 'GET /metrics') {
     const rows = await service.status();
     const devices = await devicesOf(deps.backend, rows.filter((r) => r.tunnelType === 'wireguard').map((r) => r.device));
-    return { status: 200, body: renderMetrics(rows, devices, service.counters), type: 'text/plain; version=0.0.4' };
+    return { status: 200, body: renderMetrics(rows, devices, service.counters, deps.cloudPortRule?.()), type: 'text/plain; version=0.0.4' };
   }
   if (!full) return { status: 404, body: { error: { code: 'ENOTFOUND', message: `no route ${route} on this listener` } } };
   if (route === 'GET /v1/status') return ok(await service.status());

@@ -2,11 +2,12 @@
 // peer-pods-cm) plus our own WG_* variables. Every variable is validated at start, and every bad
 // one is reported at once, by name, with what would be valid. Documented in docs/sidecar.md.
 import { isIP } from 'node:net';
-import { PeerpodError } from '../errors.js';
+import { PeerpodError, isPeerpodError } from '../errors.js';
 import { TUNNEL_TYPES, type TunnelType } from '../podnetwork/types.js';
 import { DEFAULT_STATE_DIR } from '../state/store.js';
 import { DEFAULT_KEEPALIVE, DEFAULT_LISTEN_PORT } from '../tunnel/wireguard/worker.js';
 import { DEFAULT_RUN_DIR } from '../wireguard/userspace/backend.js';
+import { cloudPortPlanFromEnv, type CloudPortPlan } from './cloud-port.js';
 
 export const DEFAULT_SOCKET = '/run/peerpod-wg/sidecar.sock';
 
@@ -30,6 +31,8 @@ export interface SidecarConfig {
   idleProbeMs: number;
   /** How long a connecting tunnel is nudged fast after its setup. */
   fastNudgeWindowMs: number;
+  /** Whether to open WG_PORT in the pod VMs' cloud firewall at start (CLOUD_PROVIDER, WG_MANAGE_CLOUD_RULE, …). */
+  cloudPortRule: CloudPortPlan;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -77,10 +80,20 @@ export function sidecarConfigFromEnv(env: NodeJS.ProcessEnv): SidecarConfig {
   const tickMs = int('WG_HEALTH_TICK_MS', 50, 60_000, 250) ?? 250;
   const idleProbeMs = int('WG_IDLE_PROBE_MS', 0, 3_600_000, 1000) ?? 1000;
   const fastNudgeWindowMs = int('WG_FAST_NUDGE_WINDOW_MS', 0, 3_600_000, 300_000) ?? 300_000;
-  if (problems.length > 0) {
+  let cloudPortRule: CloudPortPlan | undefined;
+  try {
+    cloudPortRule = cloudPortPlanFromEnv(env);
+  } catch (e) {
+    if (!isPeerpodError(e, 'EINVAL')) throw e;
+    // One line per variable ("NAME: text"); a variable already reported above (WG_PORT) is not repeated.
+    for (const line of e.message.split('\n')) {
+      if (!problems.some((p) => p.startsWith(`${line.split(':')[0] ?? ''}=`))) problems.push(line);
+    }
+  }
+  if (problems.length > 0 || cloudPortRule === undefined) {
     throw new PeerpodError('EINVAL', `invalid sidecar configuration:\n  ${problems.join('\n  ')}`, {
       op: 'config',
-      field: problems[0]?.split('=')[0],
+      field: problems[0]?.split(/[=:]/)[0],
     });
   }
   return {
@@ -99,5 +112,6 @@ export function sidecarConfigFromEnv(env: NodeJS.ProcessEnv): SidecarConfig {
     tickMs,
     idleProbeMs,
     fastNudgeWindowMs,
+    cloudPortRule,
   };
 }

@@ -2,6 +2,7 @@
 // prometheus_wireguard_exporter (interface, public_key, allowed_ips), so existing dashboards work;
 // wireguard_latest_handshake_seconds is a unix timestamp, as there. Our own series are prefixed
 // peerpod_wg_. Written by hand: a dozen series do not need a metrics library.
+import { CLOUD_PORT_STATES, type CloudPortStatus } from './cloud-port.js';
 import type { ServiceCounters } from './service.js';
 import type { TunnelStatus } from '../tunnel/status.js';
 import type { Device } from '../wireguard/config.js';
@@ -21,6 +22,7 @@ export function renderMetrics(
   rows: readonly (TunnelStatus & { pod: string })[],
   devices: ReadonlyMap<string, Device>,
   counters: ServiceCounters,
+  cloudPortRule?: CloudPortStatus,
 ): string {
   const out: string[] = [];
   const series = (name: string, help: string, type: string, lines: string[]): void => {
@@ -57,5 +59,14 @@ export function renderMetrics(
   series('peerpod_wg_handshake_nudges_total', 'Fresh handshakes started by the health loop', 'counter', [`peerpod_wg_handshake_nudges_total ${counters.nudges}`]);
   series('peerpod_wg_idle_probes_total', 'Keepalives sent by the health loop to idle tunnels', 'counter', [`peerpod_wg_idle_probes_total ${counters.probes}`]);
   series('peerpod_wg_heals_total', 'Tunnels re-created after their device or process died', 'counter', [`peerpod_wg_heals_total ${counters.heals}`]);
+  if (cloudPortRule !== undefined) {
+    const { provider, state } = cloudPortRule;
+    series(
+      'peerpod_wg_cloud_port_rule',
+      "The pod VMs' cloud firewall rule for WG_PORT: 1 for its current state (off, pending, open, denied, failing), 0 for the others",
+      'gauge',
+      CLOUD_PORT_STATES.map((s) => `peerpod_wg_cloud_port_rule${labels({ provider, state: s })} ${s === state ? 1 : 0}`),
+    );
+  }
   return out.join('\n') + '\n';
 }

@@ -209,7 +209,7 @@ describe('createInstance', () => {
     mock.on(RunInstancesCommand).rejects(sdkError('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403));
     const denied = await caught(provider().createInstance({ name: 'podvm-a', userdata: APF }));
     expect(describeError(denied)).toBe(
-      'ECLOUD: RunInstances failed for instance podvm-a: UnauthorizedOperation: You are not authorized to perform this operation. [op=RunInstances cloud=aws instance=podvm-a cloudCode=UnauthorizedOperation httpStatus=403]',
+      'ECLOUD: RunInstances failed for instance podvm-a: UnauthorizedOperation: You are not authorized to perform this operation. [op=RunInstances cloud=aws instance=podvm-a cloudCode=UnauthorizedOperation httpStatus=403 permission=ec2:RunInstances]',
     );
   });
 
@@ -330,6 +330,14 @@ describe('ensureTunnelPort', () => {
     expect(await provider().ensureTunnelPort(request)).toEqual({ changed: false, rule: `${SG} udp/51900 from ${WORKER_CIDR}` });
   });
 
+  it('passes the caller\'s AbortSignal to every EC2 call', async () => {
+    mock.on(DescribeSecurityGroupsCommand).resolves({ SecurityGroups: [{ GroupId: SG, IpPermissions: [] }] });
+    mock.on(AuthorizeSecurityGroupIngressCommand).resolves({ Return: true });
+    const signal = new AbortController().signal;
+    await provider().ensureTunnelPort({ ...request, signal });
+    expect(mock.calls().map((c) => ((c.args as unknown[])[1] as { abortSignal?: AbortSignal } | undefined)?.abortSignal)).toEqual([signal, signal]);
+  });
+
   it('opens an IPv6 worker address with Ipv6Ranges, in canonical form', async () => {
     mock.on(DescribeSecurityGroupsCommand).resolves({ SecurityGroups: [{ GroupId: SG, IpPermissions: [] }] });
     mock.on(AuthorizeSecurityGroupIngressCommand).resolves({ Return: true });
@@ -361,6 +369,7 @@ describe('ensureTunnelPort', () => {
     mock.on(DescribeSecurityGroupsCommand).rejects(sdkError('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403));
     const read = await caught(provider().ensureTunnelPort(request));
     expect(read.message).toBe(`DescribeSecurityGroups failed for security groups ${SG}, ${SG2}: UnauthorizedOperation: You are not authorized to perform this operation.`);
+    expect(read.context['permission']).toBe('ec2:DescribeSecurityGroups');
 
     mock.reset();
     mock.on(DescribeSecurityGroupsCommand).resolves({ SecurityGroups: [{ GroupId: SG, IpPermissions: [] }] });
@@ -370,6 +379,13 @@ describe('ensureTunnelPort', () => {
     expect(write.message).toBe(`AuthorizeSecurityGroupIngress failed for security group ${SG} (udp/51900 from ${WORKER_CIDR}): ThrottlingException: Rate exceeded`);
     expect(write.context).toMatchObject({ op: 'AuthorizeSecurityGroupIngress', securityGroup: SG, port: 51900, cloudCode: 'ThrottlingException' });
     expect(write.cause).toBe(throttled);
+    expect(write.context['permission']).toBeUndefined();
+
+    mock.reset();
+    mock.on(DescribeSecurityGroupsCommand).resolves({ SecurityGroups: [{ GroupId: SG, IpPermissions: [] }] });
+    mock.on(AuthorizeSecurityGroupIngressCommand).rejects(sdkError('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403));
+    const denied = await caught(provider().ensureTunnelPort(request));
+    expect(denied.context).toMatchObject({ securityGroup: SG, permission: 'ec2:AuthorizeSecurityGroupIngress' });
 
     mock.reset();
     mock.on(DescribeSecurityGroupsCommand).rejects(sdkError('InvalidGroup.NotFound', `The security group '${SG}' does not exist`));

@@ -9,16 +9,11 @@ import { parse } from 'yaml';
 import { PeerpodError } from '../../src/errors.js';
 import { APF_JSON_PATH } from '../../src/provider/cloud-init.js';
 import type { AzureProviderConfig } from '../../src/provider/config.js';
-import { AZURE_USERDATA_LIMIT, createAzureProvider, parseArmId, type AzureProviderOptions } from '../../src/provider/azure/index.js';
+import { AZURE_USERDATA_LIMIT, createAzureProvider, parseArmId } from '../../src/provider/azure/index.js';
 import type { CloudProvider } from '../../src/provider/provider.js';
-
-type HttpClient = NonNullable<AzureProviderOptions['httpClient']>;
-type PipelineRequest = Parameters<HttpClient['sendRequest']>[0];
-type PipelineResponse = Awaited<ReturnType<HttpClient['sendRequest']>>;
-type Json = Record<string, unknown>;
+import { FakeArm, SUB, credential, type Json } from './fake-arm.js';
 
 const APF = readFileSync(new URL('../../../test/fixtures/podnetwork/apf-wireguard.json', import.meta.url), 'utf8');
-const SUB = '00000000-0000-0000-0000-0000000000a1';
 const ARM = 'https://management.azure.com';
 const NSG_ID = `/subscriptions/${SUB}/resourceGroups/net-rg/providers/Microsoft.Network/networkSecurityGroups/podvm-nsg`;
 const SUBNET_ID = `/subscriptions/${SUB}/resourceGroups/net-rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/pods`;
@@ -41,118 +36,6 @@ const CONFIG: AzureProviderConfig = {
   disableCvm: false,
   tunnel: { port: 51900, sourceCidr: WORKER_CIDR, allowAnySource: false },
 };
-
-interface Seen {
-  readonly origin: string;
-  readonly method: string;
-  readonly path: string;
-  readonly apiVersion: string | null;
-  readonly body: Json | undefined;
-  readonly authorization: string | undefined;
-}
-
-/** A tiny ARM: VMs, NICs, public IPs and one NSG with its rules, kept in maps; errors on demand. */
-class FakeArm implements HttpClient {
-  readonly seen: Seen[] = [];
-  readonly vms = new Map<string, Json>();
-  readonly rules = new Map<string, Json>();
-  /** Rules other people put in the NSG (they hold priorities). */
-  otherRules: Json[] = [];
-  readonly failures: { method: string; path: RegExp; status: number; code: string; message: string }[] = [];
-
-  fail(method: string, path: RegExp, status: number, code: string, message: string): void {
-    this.failures.push({ method, path, status, code, message });
-  }
-
-  async sendRequest(request: PipelineRequest): Promise<PipelineResponse> {
-    const url = new URL(request.url);
-    const body = typeof request.body === 'string' ? (JSON.parse(request.body) as Json) : undefined;
-    this.seen.push({ origin: url.origin, method: request.method, path: url.pathname, apiVersion: url.searchParams.get('api-version'), body, authorization: request.headers.get('authorization') });
-    const failure = this.failures.find((f) => f.method === request.method && f.path.test(url.pathname));
-    if (failure) return respond(request, failure.status, { error: { code: failure.code, message: failure.message } });
-    return this.#route(request, request.method, url.pathname, body);
-  }
-
-  #route(request: PipelineRequest, method: string, path: string, body: Json | undefined): PipelineResponse {
-    const notFound = (what: string): PipelineResponse => respond(request, 404, { error: { code: 'ResourceNotFound', message: `The Resource '${what}' was not found.` } });
-    let m = /\/virtualMachines\/([^/]+)$/.exec(path);
-    if (m) {
-      const name = m[1]!;
-      if (method === 'PUT') {
-        const nic = `/subscriptions/${SUB}/resourceGroups/pods-rg/providers/Microsoft.Network/networkInterfaces/${name}-nic`;
-        const props = (body!['properties'] ?? {}) as Json;
-        const vm = { ...body, id: path, name, properties: { ...props, provisioningState: 'Succeeded', networkProfile: { ...(props['networkProfile'] as Json), networkInterfaces: [{ id: nic }] } } };
-        this.vms.set(name, vm);
-        return respond(request, 201, vm);
-      }
-      const vm = this.vms.get(name);
-      if (!vm) return method === 'DELETE' ? respond(request, 204) : notFound(name);
-      if (method === 'GET') return respond(request, 200, vm);
-      if (method === 'DELETE') {
-        this.vms.delete(name);
-        return respond(request, 200);
-      }
-    }
-    m = /\/networkInterfaces\/([^/]+)-nic$/.exec(path);
-    if (m && method === 'GET') {
-      const vm = this.vms.get(m[1]!);
-      if (!vm) return notFound(`${m[1]!}-nic`);
-      const publicIp = JSON.stringify(vm).includes('publicIPAddressConfiguration')
-        ? { publicIPAddress: { id: `/subscriptions/${SUB}/resourceGroups/pods-rg/providers/Microsoft.Network/publicIPAddresses/${m[1]!}-pip` } }
-        : {};
-      return respond(request, 200, { id: path, properties: { ipConfigurations: [{ name: 'ip', properties: { privateIPAddress: '10.1.0.4', ...publicIp } }] } });
-    }
-    m = /\/publicIPAddresses\/([^/]+)$/.exec(path);
-    if (m && method === 'GET') return respond(request, 200, { id: path, properties: { ipAddress: '198.51.100.20' } });
-    m = /\/networkSecurityGroups\/podvm-nsg\/securityRules\/([^/]+)$/.exec(path);
-    if (m) {
-      const name = m[1]!;
-      if (method === 'GET') {
-        const rule = this.rules.get(name);
-        return rule ? respond(request, 200, rule) : notFound(name);
-      }
-      if (method === 'PUT') {
-        const rule = { ...body, id: path, name, properties: { ...(body!['properties'] as Json), provisioningState: 'Succeeded' } };
-        this.rules.set(name, rule);
-        return respond(request, 200, rule);
-      }
-    }
-    if (/\/networkSecurityGroups\/podvm-nsg$/.test(path) && method === 'GET') {
-      return respond(request, 200, {
-        id: path,
-        properties: {
-          securityRules: [...this.otherRules, ...this.rules.values()],
-          defaultSecurityRules: [{ name: 'DenyAllInBound', properties: { priority: 65500, direction: 'Inbound', access: 'Deny' } }],
-        },
-      });
-    }
-    throw new Error(`fake ARM has no route for ${method} ${path}`);
-  }
-
-  /** The requests, without reads of the token and such: method and path. */
-  calls(): string[] {
-    return this.seen.map((s) => `${s.method} ${s.path}`);
-  }
-}
-
-function respond(request: PipelineRequest, status: number, body?: unknown): PipelineResponse {
-  const headers = new Map<string, string>([['content-type', 'application/json'], ['x-ms-request-id', 'fake']]);
-  return {
-    request,
-    status,
-    headers: {
-      get: (n: string) => headers.get(n.toLowerCase()),
-      has: (n: string) => headers.has(n.toLowerCase()),
-      set: (n: string, v: string | number | boolean) => void headers.set(n.toLowerCase(), String(v)),
-      delete: (n: string) => void headers.delete(n.toLowerCase()),
-      toJSON: () => Object.fromEntries(headers),
-      [Symbol.iterator]: () => headers.entries(),
-    },
-    ...(body !== undefined && { bodyAsText: JSON.stringify(body) }),
-  };
-}
-
-const credential = { getToken: async () => ({ token: 'fake-token', expiresOnTimestamp: Date.now() + 3_600_000 }) };
 
 let arm: FakeArm;
 function provider(config: Partial<AzureProviderConfig> = {}): CloudProvider {
@@ -279,7 +162,14 @@ describe('createInstance', () => {
     expect(e.message).toBe(
       "virtualMachines.createOrUpdate failed for VM podvm-a in resource group pods-rg: AuthorizationFailed: The client 'x' does not have authorization to perform action 'Microsoft.Compute/virtualMachines/write'.",
     );
-    expect(e.context).toMatchObject({ op: 'virtualMachines.createOrUpdate', cloud: 'azure', vm: 'podvm-a', cloudCode: 'AuthorizationFailed', httpStatus: 403 });
+    expect(e.context).toMatchObject({
+      op: 'virtualMachines.createOrUpdate',
+      cloud: 'azure',
+      vm: 'podvm-a',
+      cloudCode: 'AuthorizationFailed',
+      httpStatus: 403,
+      permission: 'Microsoft.Compute/virtualMachines/write',
+    });
     expect(e.cause).toBeInstanceOf(Error);
     expect(arm.calls()).toHaveLength(1);
   });
@@ -388,11 +278,18 @@ describe('ensureTunnelPort', () => {
     const e = await caught(provider().ensureTunnelPort(request));
     expect(e.message).toBe(`securityRules.createOrUpdate failed for NSG podvm-nsg rule ${RULE} (udp/51900 from ${WORKER_CIDR}): AuthorizationFailed: no securityRules/write`);
     expect(e.context).toMatchObject({ op: 'securityRules.createOrUpdate', nsg: 'podvm-nsg', rule: RULE, resourceGroup: 'net-rg', port: 51900, httpStatus: 403 });
+    // The message names no action, so the operation we called does.
+    expect(e.context['permission']).toBe('Microsoft.Network/networkSecurityGroups/securityRules/write');
 
     arm = new FakeArm();
     arm.fail('GET', /securityRules/, 429, 'TooManyRequests', 'slow down');
     const t = await caught(provider().ensureTunnelPort(request));
     expect(t.message).toBe(`securityRules.get failed for NSG podvm-nsg rule ${RULE}: TooManyRequests: slow down`);
+    expect(t.context['permission']).toBeUndefined();
+
+    arm = new FakeArm();
+    arm.fail('GET', /securityRules/, 403, 'LinkedAuthorizationFailed', "The client 'x' does not have authorization to perform action 'Microsoft.Network/networkSecurityGroups/read' over scope 'y'");
+    expect((await caught(provider().ensureTunnelPort(request))).context['permission']).toBe('Microsoft.Network/networkSecurityGroups/read');
   });
 
   it('reports a missing NSG as ENOTFOUND', async () => {

@@ -3,7 +3,7 @@
 // 0.0.0.0/0 unless asked for, canonical form, no host bits).
 import { describe, expect, it } from '@jest/globals';
 import { PeerpodError } from '../../src/errors.js';
-import { DEFAULT_WG_PORT, providerConfigFromEnv, tunnelPortRequest, type Env } from '../../src/provider/config.js';
+import { DEFAULT_WG_PORT, firewallConfigFromEnv, providerConfigFromEnv, tunnelPortRequest, type Env } from '../../src/provider/config.js';
 import { readSourceCidr } from '../../src/provider/source-cidr.js';
 import { DEFAULT_LISTEN_PORT } from '../../src/tunnel/wireguard/worker.js';
 
@@ -171,5 +171,31 @@ describe('readSourceCidr', () => {
     expect(readSourceCidr('worker', false)).toMatch(/^"worker" is not a CIDR/);
     expect(readSourceCidr('::/0', false)).toMatch(/whole Internet/);
     expect(readSourceCidr('::/0', true)).toEqual({ cidr: '::/0', family: 6, anySource: true });
+  });
+});
+
+describe('firewallConfigFromEnv', () => {
+  it('reads only where the rule goes: no image, size or key needed', () => {
+    const { PODVM_AMI_ID: _ami, ...aws } = AWS;
+    expect(firewallConfigFromEnv(aws)).toEqual({
+      provider: 'aws',
+      region: 'eu-west-1',
+      securityGroupIds: ['sg-0123456789abcdef0', 'sg-0fedcba9876543210'],
+      tunnel: { port: 51900, sourceCidr: '203.0.113.7/32', allowAnySource: false },
+    });
+    const { AZURE_IMAGE_ID: _i, AZURE_SUBNET_ID: _s, AZURE_SSH_PUBLIC_KEY: _k, AZURE_RESOURCE_GROUP: _g, AZURE_REGION: _r, ...azure } = AZURE;
+    expect(firewallConfigFromEnv({ ...azure, WG_PORT: '51999', WG_NSG_PRIORITY: '2000' })).toEqual({
+      provider: 'azure',
+      subscriptionId: SUB,
+      nsgId: AZURE['AZURE_NSG_ID'],
+      nsgPriority: 2000,
+      tunnel: { port: 51999, sourceCidr: '203.0.113.7/32', allowAnySource: false },
+    });
+  });
+
+  it('reports every bad variable it reads at once, by name', () => {
+    const e = thrown(() => firewallConfigFromEnv({ CLOUD_PROVIDER: 'aws', AWS_SG_IDS: 'default', WG_WORKER_CIDR: '0.0.0.0/0' }));
+    expect(e.message.split('\n').map((l) => l.split(':')[0])).toEqual(['WG_WORKER_CIDR', 'AWS_REGION', 'AWS_SG_IDS']);
+    expect(e.context).toMatchObject({ op: 'firewall-config', field: 'WG_WORKER_CIDR' });
   });
 });

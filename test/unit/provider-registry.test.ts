@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { PeerpodError } from '../../src/errors.js';
 import type { ProviderConfig } from '../../src/provider/config.js';
 import { PROVIDER_NAMES } from '../../src/provider/provider.js';
-import { createProvider, isProviderName, loadProviderModule } from '../../src/provider/registry.js';
+import { createFirewall, createProvider, isProviderName, loadProviderModule } from '../../src/provider/registry.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -42,6 +42,14 @@ describe('registry', () => {
     expect(typeof aws.createAwsProvider).toBe('function');
     const provider = await createProvider(AWS_CONFIG);
     expect(provider.name).toBe('aws');
+  });
+
+  it('builds the firewall rule alone from its smaller config', async () => {
+    const { region, securityGroupIds, tunnel } = AWS_CONFIG;
+    const firewall = await createFirewall({ provider: 'aws', region, securityGroupIds, tunnel });
+    expect(firewall.name).toBe('aws');
+    const azure = { provider: 'azure', subscriptionId: 'x', nsgId: 'y', nsgPriority: 1000, tunnel } as const;
+    await expect(createFirewall(azure)).rejects.toMatchObject({ code: 'EINVAL', message: /needs a TokenCredential/ });
   });
 
   it('names the valid providers for an unknown one', async () => {
@@ -116,13 +124,17 @@ register(${JSON.stringify(new URL(`file://${join(dir, 'hooks.mjs')}`).href)}, { 
     }
   }
 
-  it('importing the registry, config, codec and the VM-side readers loads no SDK', async () => {
+  it('importing the registry, config, codec, the VM-side readers and the sidecar\'s cloud-port wiring loads no SDK', async () => {
     const loaded = await loadedPackages([
       'src/provider/registry.js',
       'src/provider/config.js',
       'src/provider/cloud-init.js',
       'src/provider/provider.js',
+      'src/provider/azure/credential.js',
       'src/userdata/index.js',
+      'src/sidecar/config.js',
+      'src/sidecar/cloud-port.js',
+      'cmd/wiring.js',
     ]);
     expect(loaded.filter((p) => SDK.test(`${p}/`))).toEqual([]);
     expect(loaded).toContain('yaml');

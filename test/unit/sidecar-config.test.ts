@@ -15,6 +15,15 @@ describe('sidecar configuration from the environment', () => {
       idleProbeMs: 1000,
     });
     expect(c.metricsAddr).toBeUndefined();
+    expect(c.cloudPortRule).toEqual({ manage: false, provider: '', why: 'CLOUD_PROVIDER is not set', incomplete: false });
+  });
+
+  it('reads the cloud firewall plan from CAA\'s variables', () => {
+    const c = sidecarConfigFromEnv({ CLOUD_PROVIDER: 'aws', AWS_REGION: 'eu-west-1', AWS_SG_IDS: 'sg-0123456789abcdef0', WG_WORKER_CIDR: '203.0.113.7', WG_PORT: '51999' });
+    expect(c.cloudPortRule).toEqual({
+      manage: true,
+      config: { provider: 'aws', region: 'eu-west-1', securityGroupIds: ['sg-0123456789abcdef0'], tunnel: { port: 51999, sourceCidr: '203.0.113.7/32', allowAnySource: false } },
+    });
   });
 
   it('reads every variable', () => {
@@ -40,6 +49,7 @@ describe('sidecar configuration from the environment', () => {
     [{ WG_STATE_DIR: 'state' }, /WG_STATE_DIR="state": expected an absolute path/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL="loud"/],
     [{ WG_BACKEND: 'ebpf' }, /WG_BACKEND="ebpf": valid backends are auto, userspace, kernel/],
+    [{ WG_MANAGE_CLOUD_RULE: 'on' }, /WG_MANAGE_CLOUD_RULE: "on" is not valid: expected true or false/],
   ])('refuses %j, naming the variable', (env, message) => {
     expect(() => sidecarConfigFromEnv(env)).toThrow(message);
   });
@@ -52,5 +62,12 @@ describe('sidecar configuration from the environment', () => {
       expect(isPeerpodError(e, 'EINVAL')).toBe(true);
       expect((e as Error).message).toMatch(/TUNNEL_TYPE[\s\S]*WG_PORT/);
     }
+  });
+
+  it('lists the cloud firewall variables with the others, each once', () => {
+    const env = { CLOUD_PROVIDER: 'aws', AWS_SG_IDS: 'sg-0123456789abcdef0', WG_WORKER_CIDR: '203.0.113.7', WG_PORT: '0', LOG_LEVEL: 'loud' };
+    expect(() => sidecarConfigFromEnv(env)).toThrow(
+      'invalid sidecar configuration:\n  LOG_LEVEL="loud": valid levels are fatal, error, warn, info, debug, trace, silent\n  WG_PORT="0": expected an integer 1-65535\n  AWS_REGION: missing: expected a region such as eu-west-1',
+    );
   });
 });

@@ -20,12 +20,13 @@ import {
 } from '@aws-sdk/client-ec2';
 import { PeerpodError, type ErrorCode } from '../../errors.js';
 import { cloudConfigForApf } from '../cloud-init.js';
-import type { AwsProviderConfig } from '../config.js';
+import type { AwsFirewallConfig, AwsProviderConfig } from '../config.js';
 import {
   CLOUD_FAILURE,
   checkInstanceName,
   checkTunnelPort,
   cloudError,
+  type CloudFirewall,
   type CloudInstance,
   type CloudProvider,
   type CreateInstanceRequest,
@@ -58,18 +59,76 @@ export function createAwsProvider(config: AwsProviderConfig, options: AwsProvide
   return new Ec2Provider(config, options);
 }
 
+/** Only the security group rule, from the little config it needs (the sidecar's case). */
+export function createAwsFirewall(config: AwsFirewallConfig, options: Pick<AwsProviderOptions, 'ec2'> = {}): CloudFirewall {
+  return new Ec2Firewall(options.ec2 ?? new EC2Client({ region: config.region }), config.securityGroupIds);
+}
+
+/** One ingress rule on the pod VMs' security groups. */
+class Ec2Firewall implements CloudFirewall {
+  readonly name = 'aws' as const;
+  readonly #ec2: EC2Client;
+  readonly #groupIds: readonly string[];
+
+  constructor(ec2: EC2Client, groupIds: readonly string[]) {
+    this.#ec2 = ec2;
+    this.#groupIds = groupIds;
+  }
+
+  async ensureTunnelPort(request: TunnelPortRequest): Promise<TunnelPortResult> {
+    const op = 'AuthorizeSecurityGroupIngress';
+    const groupIds = this.#groupIds;
+    const groupId = groupIds[0];
+    if (groupId === undefined) {
+      throw new PeerpodError('EINVAL', 'AWS_SG_IDS lists no security group, so there is nowhere to open the WireGuard port', { op, field: 'AWS_SG_IDS' });
+    }
+    checkTunnelPort(request, op);
+    const source = parseSourceCidr(request.sourceCidr, { op, field: 'sourceCidr', ...(request.allowAnySource !== undefined && { allowAnySource: request.allowAnySource }) });
+    const rule = `${groupId} udp/${request.port} from ${source.cidr}`;
+
+    // Any of the pod VM's groups may already carry the rule; the instance gets the union of them all.
+    let groups;
+    try {
+      groups = (await this.#ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [...groupIds] }), abortable(request.signal))).SecurityGroups ?? [];
+    } catch (e) {
+      throw awsError('DescribeSecurityGroups', `security groups ${groupIds.join(', ')}`, { securityGroup: groupIds.join(',') }, e);
+    }
+    const holder = groups.find((g) => (g.IpPermissions ?? []).some((p) => permits(p, request.port, source.cidr)));
+    if (holder) return { changed: false, rule: `${holder.GroupId ?? groupId} udp/${request.port} from ${source.cidr}` };
+
+    const permission: IpPermission = {
+      IpProtocol: 'udp',
+      FromPort: request.port,
+      ToPort: request.port,
+      ...(source.family === 4
+        ? { IpRanges: [{ CidrIp: source.cidr, Description: RULE_DESCRIPTION }] }
+        : { Ipv6Ranges: [{ CidrIpv6: source.cidr, Description: RULE_DESCRIPTION }] }),
+    };
+    try {
+      await this.#ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: [permission] }), abortable(request.signal));
+      return { changed: true, rule };
+    } catch (e) {
+      // Someone (another worker, or us after a crash) added it between our read and our write.
+      if (errorName(e) === 'InvalidPermission.Duplicate') return { changed: false, rule };
+      throw awsError(op, `security group ${groupId} (udp/${request.port} from ${source.cidr})`, { securityGroup: groupId, port: request.port }, e);
+    }
+  }
+}
+
 class Ec2Provider implements CloudProvider {
   readonly name = 'aws' as const;
   readonly #config: AwsProviderConfig;
   readonly #ec2: EC2Client;
   readonly #pollIntervalMs: number;
   readonly #ipTimeoutMs: number;
+  readonly #firewall: Ec2Firewall;
 
   constructor(config: AwsProviderConfig, options: AwsProviderOptions) {
     this.#config = config;
     this.#ec2 = options.ec2 ?? new EC2Client({ region: config.region });
     this.#pollIntervalMs = options.pollIntervalMs ?? 2000;
     this.#ipTimeoutMs = options.ipTimeoutMs ?? 120_000;
+    this.#firewall = new Ec2Firewall(this.#ec2, config.securityGroupIds);
   }
 
   async createInstance(request: CreateInstanceRequest): Promise<CloudInstance> {
@@ -118,43 +177,8 @@ class Ec2Provider implements CloudProvider {
     }
   }
 
-  async ensureTunnelPort(request: TunnelPortRequest): Promise<TunnelPortResult> {
-    const op = 'AuthorizeSecurityGroupIngress';
-    const groupIds = this.#config.securityGroupIds;
-    const groupId = groupIds[0];
-    if (groupId === undefined) {
-      throw new PeerpodError('EINVAL', 'AWS_SG_IDS lists no security group, so there is nowhere to open the WireGuard port', { op, field: 'AWS_SG_IDS' });
-    }
-    checkTunnelPort(request, op);
-    const source = parseSourceCidr(request.sourceCidr, { op, field: 'sourceCidr', ...(request.allowAnySource !== undefined && { allowAnySource: request.allowAnySource }) });
-    const rule = `${groupId} udp/${request.port} from ${source.cidr}`;
-
-    // Any of the pod VM's groups may already carry the rule; the instance gets the union of them all.
-    let groups;
-    try {
-      groups = (await this.#ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [...groupIds] }))).SecurityGroups ?? [];
-    } catch (e) {
-      throw awsError('DescribeSecurityGroups', `security groups ${groupIds.join(', ')}`, { securityGroup: groupIds.join(',') }, e);
-    }
-    const holder = groups.find((g) => (g.IpPermissions ?? []).some((p) => permits(p, request.port, source.cidr)));
-    if (holder) return { changed: false, rule: `${holder.GroupId ?? groupId} udp/${request.port} from ${source.cidr}` };
-
-    const permission: IpPermission = {
-      IpProtocol: 'udp',
-      FromPort: request.port,
-      ToPort: request.port,
-      ...(source.family === 4
-        ? { IpRanges: [{ CidrIp: source.cidr, Description: RULE_DESCRIPTION }] }
-        : { Ipv6Ranges: [{ CidrIpv6: source.cidr, Description: RULE_DESCRIPTION }] }),
-    };
-    try {
-      await this.#ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: [permission] }));
-      return { changed: true, rule };
-    } catch (e) {
-      // Someone (another worker, or us after a crash) added it between our read and our write.
-      if (errorName(e) === 'InvalidPermission.Duplicate') return { changed: false, rule };
-      throw awsError(op, `security group ${groupId} (udp/${request.port} from ${source.cidr})`, { securityGroup: groupId, port: request.port }, e);
-    }
+  ensureTunnelPort(request: TunnelPortRequest): Promise<TunnelPortResult> {
+    return this.#firewall.ensureTunnelPort(request);
   }
 
   #permissions(): { permissions?: string } {
@@ -269,7 +293,9 @@ function awsError(op: string, what: string, context: Record<string, string | num
   let code: ErrorCode = CLOUD_FAILURE;
   if (name !== undefined && NOT_FOUND.test(name)) code = 'ENOTFOUND';
   else if (name !== undefined && BAD_INPUT.test(name)) code = 'EINVAL';
-  return cloudError(code, what, { op, cloud: 'aws', ...context, cloudCode: name, httpStatus: status }, e);
+  // EC2's IAM actions are named after its API calls, so the refused call names the missing action.
+  const permission = name === 'UnauthorizedOperation' ? `ec2:${op}` : undefined;
+  return cloudError(code, what, { op, cloud: 'aws', ...context, cloudCode: name, httpStatus: status, permission }, e);
 }
 
 function abortable(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {

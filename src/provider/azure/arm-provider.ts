@@ -12,12 +12,13 @@ import { ComputeManagementClient, type VirtualMachine } from '@azure/arm-compute
 import { NetworkManagementClient, type NetworkManagementClientOptionalParams, type SecurityRule } from '@azure/arm-network';
 import { PeerpodError, type ErrorCode } from '../../errors.js';
 import { cloudConfigForApf } from '../cloud-init.js';
-import type { AzureProviderConfig } from '../config.js';
+import type { AzureFirewallConfig, AzureProviderConfig } from '../config.js';
 import {
   CLOUD_FAILURE,
   checkInstanceName,
   checkTunnelPort,
   cloudError,
+  type CloudFirewall,
   type CloudInstance,
   type CloudProvider,
   type CreateInstanceRequest,
@@ -52,20 +53,98 @@ export function createAzureProvider(config: AzureProviderConfig, options: AzureP
   return new ArmProvider(config, options);
 }
 
+/** Only the NSG rule, from the little config it needs (the sidecar's case). */
+export function createAzureFirewall(config: AzureFirewallConfig, options: AzureProviderOptions): CloudFirewall {
+  return new NsgFirewall(new NetworkManagementClient(options.credential, config.subscriptionId, clientOptions(options)), config);
+}
+
+function clientOptions(options: AzureProviderOptions): ClientOptions {
+  return {
+    ...(options.httpClient !== undefined && { httpClient: options.httpClient }),
+    ...(options.maxRetries !== undefined && { retryOptions: { maxRetries: options.maxRetries } }),
+  };
+}
+
+/** One inbound rule in the pod VMs' NSG. */
+class NsgFirewall implements CloudFirewall {
+  readonly name = 'azure' as const;
+  readonly #network: NetworkManagementClient;
+  readonly #nsgId: string;
+  readonly #nsgPriority: number;
+
+  constructor(network: NetworkManagementClient, config: Pick<AzureFirewallConfig, 'nsgId' | 'nsgPriority'>) {
+    this.#network = network;
+    this.#nsgId = config.nsgId;
+    this.#nsgPriority = config.nsgPriority;
+  }
+
+  async ensureTunnelPort(request: TunnelPortRequest): Promise<TunnelPortResult> {
+    const op = 'securityRules.createOrUpdate';
+    checkTunnelPort(request, op);
+    const source = parseSourceCidr(request.sourceCidr, { op, field: 'sourceCidr', ...(request.allowAnySource !== undefined && { allowAnySource: request.allowAnySource }) });
+    const nsg = parseArmId(this.#nsgId, 'Microsoft.Network/networkSecurityGroups', op);
+    // One rule per (port, source), so workers with different egress addresses can share an NSG.
+    // Rule names may not contain ':' or '/', so the source goes in as a short hash.
+    const ruleName = `peerpod-wg-udp-${request.port}-${createHash('sha256').update(source.cidr).digest('hex').slice(0, 10)}`;
+    const where = `NSG ${nsg.name} rule ${ruleName}`;
+    const rule = `${nsg.name}/${ruleName} udp/${request.port} from ${source.cidr}`;
+    const context = { nsg: nsg.name, rule: ruleName, resourceGroup: nsg.resourceGroup };
+    const desired: SecurityRule = {
+      description: `peerpod-wireguard: WireGuard udp/${request.port} from the worker ${source.cidr}`,
+      protocol: 'Udp',
+      sourceAddressPrefix: source.cidr,
+      sourcePortRange: '*',
+      destinationAddressPrefix: '*',
+      destinationPortRange: String(request.port),
+      access: 'Allow',
+      direction: 'Inbound',
+    };
+
+    let existing: SecurityRule | undefined;
+    try {
+      existing = await this.#network.securityRules.get(nsg.resourceGroup, nsg.name, ruleName, abortable(request.signal));
+    } catch (e) {
+      if (statusOf(e) !== 404) throw azureError('securityRules.get', where, context, e);
+    }
+    if (existing && sameRule(existing, desired)) return { changed: false, rule };
+
+    // Someone changed our rule: put it back, at the priority it already holds. A new rule takes the
+    // lowest free inbound priority from the configured one up, so the choice only depends on the NSG.
+    let priority = existing?.priority;
+    if (priority === undefined) {
+      let taken: number[];
+      try {
+        const group = await this.#network.networkSecurityGroups.get(nsg.resourceGroup, nsg.name, abortable(request.signal));
+        taken = (group.securityRules ?? []).filter((r) => r.direction === 'Inbound').map((r) => r.priority ?? -1);
+      } catch (e) {
+        throw azureError('networkSecurityGroups.get', `NSG ${nsg.name}`, context, e);
+      }
+      priority = freePriority(this.#nsgPriority, taken);
+      if (priority === undefined) {
+        throw new PeerpodError(CLOUD_FAILURE, `${where}: no free inbound priority from ${this.#nsgPriority} to ${MAX_PRIORITY}`, { op, ...context });
+      }
+    }
+    try {
+      await this.#network.securityRules.beginCreateOrUpdateAndWait(nsg.resourceGroup, nsg.name, ruleName, { ...desired, priority }, abortable(request.signal));
+    } catch (e) {
+      throw azureError(op, `${where} (udp/${request.port} from ${source.cidr})`, { ...context, port: request.port }, e);
+    }
+    return { changed: true, rule };
+  }
+}
+
 class ArmProvider implements CloudProvider {
   readonly name = 'azure' as const;
   readonly #config: AzureProviderConfig;
   readonly #compute: ComputeManagementClient;
   readonly #network: NetworkManagementClient;
+  readonly #firewall: NsgFirewall;
 
   constructor(config: AzureProviderConfig, options: AzureProviderOptions) {
     this.#config = config;
-    const clientOptions = {
-      ...(options.httpClient !== undefined && { httpClient: options.httpClient }),
-      ...(options.maxRetries !== undefined && { retryOptions: { maxRetries: options.maxRetries } }),
-    };
-    this.#compute = new ComputeManagementClient(options.credential, config.subscriptionId, clientOptions);
-    this.#network = new NetworkManagementClient(options.credential, config.subscriptionId, clientOptions);
+    this.#compute = new ComputeManagementClient(options.credential, config.subscriptionId, clientOptions(options));
+    this.#network = new NetworkManagementClient(options.credential, config.subscriptionId, clientOptions(options));
+    this.#firewall = new NsgFirewall(this.#network, config);
   }
 
   async createInstance(request: CreateInstanceRequest): Promise<CloudInstance> {
@@ -114,58 +193,8 @@ class ArmProvider implements CloudProvider {
     return this.#deleteVm(ref.resourceGroup, ref.name);
   }
 
-  async ensureTunnelPort(request: TunnelPortRequest): Promise<TunnelPortResult> {
-    const op = 'securityRules.createOrUpdate';
-    checkTunnelPort(request, op);
-    const source = parseSourceCidr(request.sourceCidr, { op, field: 'sourceCidr', ...(request.allowAnySource !== undefined && { allowAnySource: request.allowAnySource }) });
-    const nsg = parseArmId(this.#config.nsgId, 'Microsoft.Network/networkSecurityGroups', op);
-    // One rule per (port, source), so workers with different egress addresses can share an NSG.
-    // Rule names may not contain ':' or '/', so the source goes in as a short hash.
-    const ruleName = `peerpod-wg-udp-${request.port}-${createHash('sha256').update(source.cidr).digest('hex').slice(0, 10)}`;
-    const where = `NSG ${nsg.name} rule ${ruleName}`;
-    const rule = `${nsg.name}/${ruleName} udp/${request.port} from ${source.cidr}`;
-    const context = { nsg: nsg.name, rule: ruleName, resourceGroup: nsg.resourceGroup };
-    const desired: SecurityRule = {
-      description: `peerpod-wireguard: WireGuard udp/${request.port} from the worker ${source.cidr}`,
-      protocol: 'Udp',
-      sourceAddressPrefix: source.cidr,
-      sourcePortRange: '*',
-      destinationAddressPrefix: '*',
-      destinationPortRange: String(request.port),
-      access: 'Allow',
-      direction: 'Inbound',
-    };
-
-    let existing: SecurityRule | undefined;
-    try {
-      existing = await this.#network.securityRules.get(nsg.resourceGroup, nsg.name, ruleName);
-    } catch (e) {
-      if (statusOf(e) !== 404) throw azureError('securityRules.get', where, context, e);
-    }
-    if (existing && sameRule(existing, desired)) return { changed: false, rule };
-
-    // Someone changed our rule: put it back, at the priority it already holds. A new rule takes the
-    // lowest free inbound priority from the configured one up, so the choice only depends on the NSG.
-    let priority = existing?.priority;
-    if (priority === undefined) {
-      let taken: number[];
-      try {
-        const group = await this.#network.networkSecurityGroups.get(nsg.resourceGroup, nsg.name);
-        taken = (group.securityRules ?? []).filter((r) => r.direction === 'Inbound').map((r) => r.priority ?? -1);
-      } catch (e) {
-        throw azureError('networkSecurityGroups.get', `NSG ${nsg.name}`, context, e);
-      }
-      priority = freePriority(this.#config.nsgPriority, taken);
-      if (priority === undefined) {
-        throw new PeerpodError(CLOUD_FAILURE, `${where}: no free inbound priority from ${this.#config.nsgPriority} to ${MAX_PRIORITY}`, { op, ...context });
-      }
-    }
-    try {
-      await this.#network.securityRules.beginCreateOrUpdateAndWait(nsg.resourceGroup, nsg.name, ruleName, { ...desired, priority });
-    } catch (e) {
-      throw azureError(op, `${where} (udp/${request.port} from ${source.cidr})`, { ...context, port: request.port }, e);
-    }
-    return { changed: true, rule };
+  ensureTunnelPort(request: TunnelPortRequest): Promise<TunnelPortResult> {
+    return this.#firewall.ensureTunnelPort(request);
   }
 
   #vmParameters(name: string, userData: string): VirtualMachine {
@@ -328,7 +357,28 @@ function azureError(op: string, what: string, context: Record<string, string | n
   let code: ErrorCode = CLOUD_FAILURE;
   if (status === 404) code = 'ENOTFOUND';
   else if (status === 400) code = 'EINVAL';
-  return cloudError(code, what, { op, cloud: 'azure', ...context, cloudCode: typeof armCode === 'string' ? armCode : undefined, httpStatus: status }, e);
+  const cloudCode = typeof armCode === 'string' ? armCode : undefined;
+  return cloudError(code, what, { op, cloud: 'azure', ...context, cloudCode, httpStatus: status, permission: missingPermission(op, cloudCode, e) }, e);
+}
+
+// The RBAC operation behind each call we make, for a refusal whose message does not name one.
+const RBAC_OPERATION: Readonly<Record<string, string>> = {
+  'virtualMachines.createOrUpdate': 'Microsoft.Compute/virtualMachines/write',
+  'virtualMachines.get': 'Microsoft.Compute/virtualMachines/read',
+  'virtualMachines.delete': 'Microsoft.Compute/virtualMachines/delete',
+  'networkInterfaces.get': 'Microsoft.Network/networkInterfaces/read',
+  'publicIPAddresses.get': 'Microsoft.Network/publicIPAddresses/read',
+  'networkSecurityGroups.get': 'Microsoft.Network/networkSecurityGroups/read',
+  'securityRules.get': 'Microsoft.Network/networkSecurityGroups/securityRules/read',
+  'securityRules.createOrUpdate': 'Microsoft.Network/networkSecurityGroups/securityRules/write',
+};
+
+/** ARM says "… does not have authorization to perform action 'X' over scope …"; X is what is missing. */
+function missingPermission(op: string, cloudCode: string | undefined, e: unknown): string | undefined {
+  if (cloudCode !== 'AuthorizationFailed' && cloudCode !== 'LinkedAuthorizationFailed') return undefined;
+  const message = (e as { message?: unknown } | undefined)?.message;
+  const named = typeof message === 'string' ? /perform action '([^']+)'/.exec(message)?.[1] : undefined;
+  return named ?? RBAC_OPERATION[op];
 }
 
 function abortable(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
