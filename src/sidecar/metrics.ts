@@ -6,7 +6,7 @@ import type { ServiceCounters } from './service.js';
 import type { TunnelStatus } from '../tunnel/status.js';
 import type { Device } from '../wireguard/config.js';
 
-const STATES = ['connecting', 'up', 'stale', 'down'] as const;
+const STATES = ['connecting', 'up', 'stale', 'down', 'gone'] as const;
 const BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 function esc(v: string): string {

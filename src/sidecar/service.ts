@@ -7,12 +7,14 @@
 //               the fast window after setup (the VM may be booting), then every 5 s
 //   up, idle    (no rx/tx for idleProbeMs)          → one keepalive, so a NAT rebinding heals
 //                                                     within about a second in both directions
-// Reconcile on start: records whose pod netns is gone are torn down; interrupted setups are
-// converged (or rolled back if that fails); working devices are adopted as they are (same
-// ifindex, learned endpoints untouched); wireguard-go devices of ours with no record are removed.
+// Reconcile on start: a pod whose netns is confirmed gone loses its data plane (its record and
+// keys stay, as "orphaned", until CAA's teardown); interrupted setups are converged (or rolled
+// back if that fails); working devices are adopted as they are (same ifindex, learned endpoints
+// untouched); wireguard-go devices of ours with no record are removed.
+// "Could not check" is never "gone": a netns or device that does not answer in time is left alone.
 // On stop the loops end and the tunnels stay: the data plane outlives the control plane.
 import type { Logger } from 'pino';
-import { PeerpodError, describeError } from '../errors.js';
+import { PeerpodError, describeError, isPeerpodError } from '../errors.js';
 import type { NetnsFactory } from '../netns/netns.js';
 import type { PodNetwork, TunnelType } from '../podnetwork/types.js';
 import { podIdOf, type PodRecord, type PodStore, type WireguardPodRecord } from '../state/store.js';
@@ -164,14 +166,13 @@ export class TunnelService {
 
   private async reconcileOne(rec: PodRecord): Promise<void> {
     const log = { netns: rec.netns, pod: rec.pod, device: rec.device };
-    if (!(await this.#d.netns.at(rec.netns).exists())) {
-      this.#d.log.info(log, 'pod netns is gone: removing its tunnel');
-      await workerDriver(this.#d.registry, rec.tunnelType).teardown({ netns: rec.netns });
-      this.#tracks.delete(rec.id);
-      return;
-    }
     if (rec.phase === 'tearing-down') {
       await workerDriver(this.#d.registry, rec.tunnelType).teardown({ netns: rec.netns });
+      return;
+    }
+    if (rec.phase === 'orphaned') return;
+    if (!(await this.#d.netns.at(rec.netns).exists())) {
+      await this.orphan(rec);
       return;
     }
     if (rec.tunnelType !== 'wireguard' || rec.phase === 'inspected') return;
@@ -190,12 +191,30 @@ export class TunnelService {
     this.#tracks.set(rec.id, this.freshTrack());
   }
 
+  /**
+   * The pod netns is confirmed gone: remove the data plane, keep the record (phase orphaned) and
+   * the keys until an explicit teardown. VXLAN keeps no keys, so its pod is torn down whole.
+   */
+  private async orphan(rec: PodRecord): Promise<void> {
+    const log = { netns: rec.netns, pod: rec.pod, device: rec.device };
+    this.#tracks.delete(rec.id);
+    if (rec.tunnelType !== 'wireguard') {
+      this.#d.log.info(log, 'pod netns is gone: removing its tunnel');
+      await workerDriver(this.#d.registry, rec.tunnelType).teardown({ netns: rec.netns });
+      return;
+    }
+    this.#d.log.info(log, 'pod netns is gone: removing its device; the record and keys stay until teardown');
+    await this.#d.wireguard.rollBack(rec, 'orphaned');
+  }
+
   start(): void {
     const loop = (): void => {
       this.#timer = setTimeout(() => {
-        void this.tick().finally(() => {
-          if (this.#timer !== undefined) loop();
-        });
+        void this.tick()
+          .catch((e: unknown) => this.#d.log.error({ err: describeError(e) }, 'health tick failed'))
+          .finally(() => {
+            if (this.#timer !== undefined) loop();
+          });
       }, this.#d.tickMs);
     };
     loop();
@@ -230,14 +249,18 @@ export class TunnelService {
       this.#tracks.set(rec.id, track);
     }
     const log = { netns: rec.netns, pod: rec.pod, device: rec.device };
-    const dev = await this.#d.backend.device(rec.device).catch(() => null);
+    // Only a device confirmed absent (no socket, nobody listening) is down; a device that did not
+    // answer in time is busy, not gone, and the error ends this check.
+    const dev = await this.#d.backend.device(rec.device).catch((e: unknown) => {
+      if (isPeerpodError(e, 'ENOTFOUND')) return null;
+      throw e;
+    });
     // A live wireguard-go means a live TUN: the pod netns is looked at only when it is not.
     if (dev === null) {
       if (now - track.healAt < HEAL_EVERY_MS) return;
       track.healAt = now;
       if (!(await this.#d.netns.at(rec.netns).exists())) {
-        this.#d.log.info(log, 'pod netns is gone: removing its tunnel');
-        await this.#d.wireguard.teardown({ netns: rec.netns });
+        await this.orphan(rec);
         return;
       }
       this.counters.heals++;

@@ -10,8 +10,11 @@ import { SecretKey, type SecretKind } from '../wireguard/keys.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/peerpod-wireguard';
 
-/** Where a pod's setup stands (see the state diagram in src/tunnel/wireguard/worker.ts). */
-export type PodPhase = 'inspected' | 'setting-up' | 'ready' | 'tearing-down';
+/**
+ * Where a pod's setup stands (see the state diagram in src/tunnel/wireguard/worker.ts). orphaned:
+ * the pod netns is gone and so is the data plane; the record and keys wait for a teardown.
+ */
+export type PodPhase = 'inspected' | 'setting-up' | 'ready' | 'tearing-down' | 'orphaned';
 
 interface PodRecordBase {
   id: string;

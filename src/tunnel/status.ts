@@ -40,7 +40,7 @@ export async function tunnelStatus(
         rxBytes: peer?.rxBytes ?? 0,
         txBytes: peer?.txBytes ?? 0,
         keepalive: peer?.persistentKeepalive ?? r.keepalive,
-        state: tunnelState(peer, nowSec),
+        state: r.phase === 'orphaned' ? 'gone' : tunnelState(peer, nowSec),
       });
     } else {
       // VXLAN has no handshake: the link in the pod netns is all there is to see.

@@ -261,7 +261,7 @@ describeLab('sidecar (lab, 51 pods)', () => {
     expect(pingReceived(r.stdout).received).toBe(2);
   }, AGENT_DELAY_MS + 60_000);
 
-  it('stops on SIGTERM leaving tunnels up, and after a restart removes a pod whose netns vanished meanwhile', async () => {
+  it('stops on SIGTERM leaving tunnels up, and after a restart removes the tunnel of a pod whose netns vanished meanwhile, keeping its keys until teardown', async () => {
     const gone = flows[21]!;
     const goneRow = (await status()).find((r) => r.netns === lab.path(gone.slot.pod))!;
     await stopSidecar('SIGTERM');
@@ -275,12 +275,17 @@ describeLab('sidecar (lab, 51 pods)', () => {
       const rows = await status();
       const procs = (await realExec(['ps', '-eo', 'args='])).stdout.split('\n').filter((l) => l.startsWith('wireguard-go') && l.includes(goneRow.device));
       const sock = await stat(`/var/run/wireguard/${goneRow.device}.sock`).then(() => ['socket'], () => []);
-      left = [...rows.filter((x) => x.device === goneRow.device).map(() => 'state'), ...procs, ...sock];
+      left = [...rows.filter((x) => x.device === goneRow.device && x.state !== 'gone').map(() => 'state'), ...procs, ...sock];
       if (left.length === 0) break;
       await sleep(200);
     }
     expect(left).toEqual([]);
     expect(await stat(join(dir, 'run', `${goneRow.device}.pid`)).then(() => 'pid file', () => 'none')).toBe('none');
+    // The keys go only with CAA's teardown.
+    const podDir = join(dir, 'state', 'pods', goneRow.device.slice('pwg'.length));
+    expect((await readdir(podDir)).sort()).toEqual(['psk.key', 'record.json', 'worker.key']);
+    expect((await api('POST', '/v1/teardown', { netns: goneRow.netns })).status).toBe(200);
+    expect(await stat(podDir).then(() => 'folder', () => 'none')).toBe('none');
   }, 60_000);
 
   it('never shows a private or preshared key in a log line, API response, status output or state file', async () => {

@@ -3,6 +3,7 @@
 //   inspect ──▶ [inspected] ──setup──▶ [setting-up] ──ok──▶ [ready]
 //                   ▲                      │ fail: roll back the network, keep the keys
 //                   └──────────────────────┘
+//   any phase ──pod netns confirmed gone (sidecar)──▶ [orphaned]: no data plane, keys kept
 //   teardown (from any phase, or none): remove everything, then the state folder. Idempotent.
 //
 // inspect reads the pod netns, makes the pod's key pairs and a preshared key, keeps the worker's
@@ -271,10 +272,13 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     }
   }
 
-  /** Roll back a setup that was interrupted (the record says setting-up) and keep the keys. */
-  async rollBack(record: WireguardPodRecord): Promise<void> {
+  /**
+   * Remove the pod's data plane and keep its record and keys: after a setup that was interrupted
+   * (back to inspected), or when the pod netns is gone (orphaned, until an explicit teardown).
+   */
+  async rollBack(record: WireguardPodRecord, phase: 'inspected' | 'orphaned' = 'inspected'): Promise<void> {
     await this.removeNetwork(record.device, record.netns, record.podIP, record.podInterface);
-    await this.#d.store.write({ ...record, phase: 'inspected', updatedAt: this.now() });
+    await this.#d.store.write({ ...record, phase, updatedAt: this.now() });
   }
 
   /** Bring the device's WireGuard config to what is wanted, touching only what differs. */

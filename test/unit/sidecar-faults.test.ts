@@ -1,0 +1,156 @@
+// The sidecar under faults, with fakes for the backend and nsenter: "could not check" is never
+// "gone" (no teardown, no lost key), and a pod netns confirmed gone loses its data plane only.
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PeerpodError, isPeerpodError } from '../../src/errors.js';
+import { Netns, netnsFactory } from '../../src/netns/netns.js';
+import { TunnelService } from '../../src/sidecar/service.js';
+import { FilePodStore, podIdOf, type WireguardPodRecord } from '../../src/state/store.js';
+import type { TunnelRegistry } from '../../src/tunnel/registry.js';
+import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
+import { generateKeyPair, generatePresharedKey } from '../../src/wireguard/keys.js';
+import { capturingLogger, nsenterExec, ScriptedBackend, type NetnsAnswer } from './fakes.js';
+
+const NETNS = '/run/netns/pwt-faults-a';
+const ID = podIdOf(NETNS);
+const DEVICE = `pwg${ID}`;
+
+interface Rig {
+  service: TunnelService;
+  backend: ScriptedBackend;
+  store: FilePodStore;
+  netns: Map<string, NetnsAnswer>;
+  execCalls: string[];
+  lines: () => Record<string, unknown>[];
+  advance: (ms: number) => void;
+}
+
+let dir = '';
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pwt-faults-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function rig(): Promise<Rig> {
+  const store = new FilePodStore(join(dir, 'state'));
+  const backend = new ScriptedBackend();
+  const netns = new Map<string, NetnsAnswer>([[NETNS, 'present']]);
+  const execCalls: string[] = [];
+  const nf = netnsFactory(nsenterExec(netns, execCalls));
+  const wireguard = new WireguardWorkerDriver({ backend, netns: nf, store });
+  const registry: TunnelRegistry = { wireguard: { worker: () => wireguard }, vxlan: {} };
+  const { log, lines } = capturingLogger();
+  let now = 1_000_000;
+  const service = new TunnelService({
+    registry,
+    wireguard,
+    backend,
+    netns: nf,
+    store,
+    log,
+    defaultTunnelType: 'wireguard',
+    tickMs: 250,
+    idleProbeMs: 0,
+    fastNudgeWindowMs: 0,
+    clock: () => now,
+  });
+  const record: WireguardPodRecord = {
+    id: ID,
+    netns: NETNS,
+    tunnelType: 'wireguard',
+    device: DEVICE,
+    podIP: '198.18.1.21',
+    podInterface: 'eth0',
+    mtu: 1420,
+    podVmIPs: ['203.0.113.10'],
+    phase: 'ready',
+    updatedAt: new Date(0).toISOString(),
+    vmPublicKey: generateKeyPair().publicKey.toBase64(),
+    workerPublicKey: generateKeyPair().publicKey.toBase64(),
+    vmListenPort: 51900,
+    keepalive: 25,
+  };
+  await store.write(record);
+  await store.writeKey(ID, 'worker', generateKeyPair().privateKey);
+  await store.writeKey(ID, 'psk', generatePresharedKey());
+  return { service, backend, store, netns, execCalls, lines, advance: (ms) => (now += ms) };
+}
+
+async function keysKept(store: FilePodStore): Promise<boolean> {
+  return (await store.readKey(ID, 'worker')) !== null && (await store.readKey(ID, 'psk', 'preshared key')) !== null;
+}
+
+describe('Netns.exists', () => {
+  const ns = (answer: NetnsAnswer) => new Netns('/run/netns/x', nsenterExec(new Map([['/run/netns/x', answer]])));
+
+  it('is true for a netns that can be entered and false only for a confirmed absence', async () => {
+    expect(await ns('present').exists()).toBe(true);
+    expect(await ns('absent').exists()).toBe(false);
+  });
+
+  it('throws ENETNS when it could not check (timeout, missing nsenter), never false', async () => {
+    await expect(ns('timeout').exists()).rejects.toThrow(/cannot tell whether netns \/run\/netns\/x exists/);
+    const missing = new Netns('/run/netns/x', () => Promise.reject(new PeerpodError('EEXEC', 'cannot run nsenter', { op: 'exec' })));
+    await missing.exists().then(
+      () => expect('resolved').toBe('rejected'),
+      (e: unknown) => expect(isPeerpodError(e, 'ENETNS')).toBe(true),
+    );
+  });
+});
+
+describe('TunnelService: could not check is not gone', () => {
+  it('health loop: device absent and a netns check that times out → no teardown, no re-create, keys kept', async () => {
+    const r = await rig();
+    r.netns.set(NETNS, 'timeout');
+    r.advance(5_000);
+    await r.service.tick();
+    expect(r.backend.calls.filter((c) => !c.startsWith('device'))).toEqual([]);
+    expect((await r.store.read(ID))?.phase).toBe('ready');
+    expect(await keysKept(r.store)).toBe(true);
+    expect(r.lines().some((l) => l['msg'] === 'health check failed' && String(l['err']).includes('cannot tell whether netns'))).toBe(true);
+  });
+
+  it('health loop: a device that does not answer in time is not down: the netns is not even looked at', async () => {
+    const r = await rig();
+    r.backend.fault = () => new PeerpodError('EUAPI', `WireGuard device ${DEVICE} did not answer within 5000 ms`, { iface: DEVICE });
+    r.netns.set(NETNS, 'absent');
+    r.advance(5_000);
+    await r.service.tick();
+    expect(r.execCalls).toEqual([]);
+    expect(r.backend.calls.filter((c) => !c.startsWith('device'))).toEqual([]);
+    expect((await r.store.read(ID))?.phase).toBe('ready');
+    expect(await keysKept(r.store)).toBe(true);
+  });
+
+  it('reconcile: a netns check that times out leaves the pod alone and the sidecar becomes ready', async () => {
+    const r = await rig();
+    r.netns.set(NETNS, 'timeout');
+    await r.service.reconcile();
+    expect(r.service.ready).toBe(true);
+    expect(r.backend.calls.filter((c) => c.startsWith('remove'))).toEqual([]);
+    expect((await r.store.read(ID))?.phase).toBe('ready');
+    expect(await keysKept(r.store)).toBe(true);
+  });
+
+  it('a netns confirmed absent removes the data plane and keeps record and keys until teardown', async () => {
+    const r = await rig();
+    r.netns.set(NETNS, 'absent');
+    await r.service.reconcile();
+    expect(r.backend.calls).toContain(`remove ${DEVICE}`);
+    expect((await r.store.read(ID))?.phase).toBe('orphaned');
+    expect(await keysKept(r.store)).toBe(true);
+    expect((await r.service.status()).map((s) => [s.device, s.state])).toEqual([[DEVICE, 'gone']]);
+    // Not healed, not removed again by the health loop.
+    r.backend.calls.length = 0;
+    r.advance(5_000);
+    await r.service.tick();
+    expect(r.backend.calls).toEqual([]);
+    await r.service.teardown({ netns: NETNS });
+    expect(await r.store.read(ID)).toBeNull();
+    expect(await keysKept(r.store)).toBe(false);
+  });
+});
