@@ -13,7 +13,7 @@ import { TUNNEL_TYPES } from '../src/podnetwork/types.js';
 import { workerDriver } from '../src/tunnel/registry.js';
 import { callSidecar, unwrap } from '../src/sidecar/client.js';
 import { DEFAULT_SOCKET } from '../src/sidecar/config.js';
-import { formatStatusDetail, formatStatusTable, tunnelStatus, type TunnelStatus } from '../src/tunnel/status.js';
+import { formatStatusDetail, formatStatusTable, problemRows, tunnelStatus, type TunnelStatus } from '../src/tunnel/status.js';
 import { DEFAULT_KEEPALIVE, DEFAULT_LISTEN_PORT, SETUP_STEPS, type SetupStep } from '../src/tunnel/wireguard/worker.js';
 import { fail, makeRuntime, makeWorker } from './wiring.js';
 
@@ -244,6 +244,7 @@ async function main(argv: string[]): Promise<void> {
       if (values.direct !== true) process.stderr.write(`the sidecar is not running (nothing answers on ${socket}); reading the state folder directly\n`);
       const records = await store.list();
       rows = (await tunnelStatus(records, { backend: rt.backend, netns: rt.netns }, now)).map((r, i) => ({ pod: records[i]?.pod ?? '', ...r }));
+      rows.push(...problemRows(await store.problems()));
     }
     if (one !== undefined) {
       const row = rows.find((r) => r.pod === one || r.netns === one || r.device === one);

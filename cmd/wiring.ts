@@ -87,7 +87,9 @@ export interface Worker {
 
 /** The worker side's drivers and state, shared by wgctl (direct mode) and the sidecar. */
 export function makeWorker(rt: Runtime, o: WorkerOptions): Worker {
-  const store = new FilePodStore(o.stateDir);
+  const store = new FilePodStore(o.stateDir, {
+    onProblem: (p) => rt.log.error({ pod: p.id, file: p.file, problem: p.problem }, 'a pod record could not be used'),
+  });
   const wireguard = new WireguardWorkerDriver(
     { backend: rt.backend, netns: rt.netns, store, ...(o.onStep ? { onStep: o.onStep } : {}) },
     {

@@ -23,6 +23,8 @@ export function renderMetrics(
   counters: ServiceCounters,
 ): string {
   const out: string[] = [];
+  const corrupt = rows.filter((r) => r.state === 'corrupt').length;
+  rows = rows.filter((r) => r.state !== 'corrupt');
   const series = (name: string, help: string, type: string, lines: string[]): void => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
   };
@@ -46,6 +48,9 @@ export function renderMetrics(
     ),
   );
   series('peerpod_wg_tunnels', 'Tunnels this worker keeps', 'gauge', [`peerpod_wg_tunnels ${rows.length}`]);
+  series('peerpod_wg_corrupt_records', 'Pod records that could not be read (moved aside; see /v1/status)', 'gauge', [
+    `peerpod_wg_corrupt_records ${corrupt}`,
+  ]);
   const counts = BUCKETS.map((b) => counters.setupSeconds.filter((s) => s <= b).length);
   const sum = counters.setupSeconds.reduce((a, b) => a + b, 0);
   series('peerpod_wg_setup_duration_seconds', 'Time a setup call took', 'histogram', [

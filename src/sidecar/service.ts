@@ -21,7 +21,7 @@ import { podIdOf, type PodRecord, type PodStore, type WireguardPodRecord } from 
 import type { WorkerSetupRequest } from '../tunnel/driver.js';
 import { REJECT_AFTER_SECONDS } from '../tunnel/health.js';
 import { workerDriver, type TunnelRegistry } from '../tunnel/registry.js';
-import { tunnelStatus, type TunnelStatus } from '../tunnel/status.js';
+import { problemRows, tunnelStatus, type TunnelStatus } from '../tunnel/status.js';
 import type { WireguardWorkerDriver } from '../tunnel/wireguard/worker.js';
 import type { WireGuardBackend } from '../wireguard/backend.js';
 import { PublicKey } from '../wireguard/keys.js';
@@ -138,7 +138,7 @@ export class TunnelService {
   async status(): Promise<(TunnelStatus & { pod: string })[]> {
     const records = await this.#d.store.list();
     const rows = await tunnelStatus(records, this.#d, Math.floor(this.now() / 1000));
-    return rows.map((r, i) => ({ pod: records[i]?.pod ?? '', ...r }));
+    return [...rows.map((r, i) => ({ pod: records[i]?.pod ?? '', ...r })), ...problemRows(await this.#d.store.problems())];
   }
 
   private freshTrack(): Track {

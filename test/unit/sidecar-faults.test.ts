@@ -1,11 +1,13 @@
 // The sidecar under faults, with fakes for the backend and nsenter: "could not check" is never
 // "gone" (no teardown, no lost key), and a pod netns confirmed gone loses its data plane only.
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PeerpodError, isPeerpodError } from '../../src/errors.js';
 import { Netns, netnsFactory } from '../../src/netns/netns.js';
+import { createApiServer } from '../../src/sidecar/api.js';
+import { callSidecar } from '../../src/sidecar/client.js';
 import { TunnelService } from '../../src/sidecar/service.js';
 import { FilePodStore, podIdOf, type WireguardPodRecord } from '../../src/state/store.js';
 import type { TunnelRegistry } from '../../src/tunnel/registry.js';
@@ -36,14 +38,14 @@ afterEach(async () => {
 });
 
 async function rig(): Promise<Rig> {
-  const store = new FilePodStore(join(dir, 'state'));
+  const { log, lines } = capturingLogger();
+  const store = new FilePodStore(join(dir, 'state'), { onProblem: (p) => log.error({ file: p.file, problem: p.problem }, 'a pod record could not be used') });
   const backend = new ScriptedBackend();
   const netns = new Map<string, NetnsAnswer>([[NETNS, 'present']]);
   const execCalls: string[] = [];
   const nf = netnsFactory(nsenterExec(netns, execCalls));
   const wireguard = new WireguardWorkerDriver({ backend, netns: nf, store });
   const registry: TunnelRegistry = { wireguard: { worker: () => wireguard }, vxlan: {} };
-  const { log, lines } = capturingLogger();
   let now = 1_000_000;
   const service = new TunnelService({
     registry,
@@ -152,5 +154,38 @@ describe('TunnelService: could not check is not gone', () => {
     await r.service.teardown({ netns: NETNS });
     expect(await r.store.read(ID)).toBeNull();
     expect(await keysKept(r.store)).toBe(false);
+  });
+});
+
+describe('TunnelService: one corrupt record never stops the daemon', () => {
+  it('starts, is ready, serves the good pod and reports the bad one in status, metrics and the log', async () => {
+    const r = await rig();
+    const bad = podIdOf('/run/netns/pwt-faults-bad');
+    await r.store.writeKey(bad, 'worker', generateKeyPair().privateKey);
+    await writeFile(join(dir, 'state', 'pods', bad, 'record.json'), '{"id": "' + bad + '", "netns": "/run/netns/pwt-faults-bad", ');
+    r.backend.devicesByName.set(DEVICE, { name: DEVICE, privateKey: null, publicKey: null, listenPort: 0, firewallMark: 0, peers: [] });
+    await r.service.reconcile();
+    expect(r.service.ready).toBe(true);
+    // A tick over the same folder must not throw either.
+    await r.service.tick();
+    const socket = join(dir, 'api.sock');
+    const server = createApiServer({ service: r.service, backend: r.backend }, true);
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    try {
+      expect((await callSidecar(socket, 'GET', '/readyz')).status).toBe(200);
+      const rows = (await callSidecar(socket, 'GET', '/v1/status')).body as { netns: string; state: string; problem?: string }[];
+      expect(rows.map((x) => x.state === 'corrupt' ? 'corrupt' : x.netns)).toEqual([NETNS, 'corrupt']);
+      expect(rows[1]?.problem).toMatch(new RegExp(`pods/${bad}/record\\.json\\.corrupt-.*: a corrupt record moved aside; the keys are kept until teardown`));
+      expect((await callSidecar(socket, 'GET', `/v1/status/${encodeURIComponent(NETNS)}`)).status).toBe(200);
+      const metrics = (await callSidecar(socket, 'GET', '/metrics')).body as string;
+      expect(metrics).toMatch(/^peerpod_wg_corrupt_records 1$/m);
+      expect(metrics).toMatch(/^peerpod_wg_tunnels 1$/m);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    expect((await readdir(join(dir, 'state', 'pods', bad))).filter((f) => f.endsWith('.key'))).toEqual(['worker.key']);
+    expect(r.lines().filter((l) => l['msg'] === 'a pod record could not be used').map((l) => l['problem'])).toEqual([
+      'is not valid JSON; moved aside, the keys are kept',
+    ]);
   });
 });
