@@ -22,6 +22,7 @@ import type { WorkerSetupRequest } from '../tunnel/driver.js';
 import { REJECT_AFTER_SECONDS } from '../tunnel/health.js';
 import { workerDriver, type TunnelRegistry } from '../tunnel/registry.js';
 import { problemRows, tunnelStatus, type TunnelStatus } from '../tunnel/status.js';
+import { workerDeviceName } from '../tunnel/wireguard/names.js';
 import type { WireguardWorkerDriver } from '../tunnel/wireguard/worker.js';
 import type { WireGuardBackend } from '../wireguard/backend.js';
 import { PublicKey } from '../wireguard/keys.js';
@@ -146,7 +147,11 @@ export class TunnelService {
     return { setupAt: t, rx: -1, tx: -1, activityAt: t, probeAt: 0, nudgeAt: 0, healAt: 0 };
   }
 
-  /** Reconcile every pod we know, and remove our devices that no record explains. */
+  /**
+   * Reconcile every pod we know, and remove the devices that no record explains and that are ours:
+   * the backend made them with this run folder (another sidecar's, a test's or a wgctl's with
+   * another run folder are not ours to remove).
+   */
   async reconcile(): Promise<void> {
     const records = await this.#d.store.list();
     for (const rec of records) {
@@ -155,8 +160,10 @@ export class TunnelService {
       );
     }
     const known = new Set(records.map((r) => r.device));
+    // A pod whose record was moved aside keeps its tunnel: the record is lost, the pod may not be.
+    for (const p of await this.#d.store.problems()) known.add(workerDeviceName(p.id));
     for (const name of await this.#d.backend.devices().catch(() => [] as string[])) {
-      if (name.startsWith('pwg') && !known.has(name)) {
+      if (name.startsWith('pwg') && !known.has(name) && (await this.#d.backend.owns(name).catch(() => false))) {
         this.#d.log.warn({ device: name }, 'removing a device of ours that no pod record explains');
         await this.#d.backend.remove(name).catch((e: unknown) => this.#d.log.error({ device: name, err: describeError(e) }, 'remove failed'));
       }

@@ -189,3 +189,21 @@ describe('TunnelService: one corrupt record never stops the daemon', () => {
     ]);
   });
 });
+
+describe('TunnelService: start-up garbage collection removes only what is ours', () => {
+  it('removes an owned device with no record; keeps one made elsewhere and the device of a corrupt record', async () => {
+    const r = await rig();
+    const blank = { privateKey: null, publicKey: null, listenPort: 0, firewallMark: 0, peers: [] };
+    const strayOurs = 'pwg0123456789ab';
+    const strayTheirs = 'pwgba9876543210';
+    const bad = podIdOf('/run/netns/pwt-faults-bad');
+    await r.store.writeKey(bad, 'worker', generateKeyPair().privateKey);
+    await writeFile(join(dir, 'state', 'pods', bad, 'record.json'), 'not json');
+    for (const name of [strayOurs, strayTheirs, `pwg${bad}`]) r.backend.devicesByName.set(name, { name, ...blank });
+    r.backend.ours.add(strayOurs).add(`pwg${bad}`);
+    r.netns.set(NETNS, 'timeout'); // the good pod is left alone either way
+    await r.service.reconcile();
+    expect(r.backend.calls.filter((c) => c.startsWith('remove'))).toEqual([`remove ${strayOurs}`]);
+    expect(await r.backend.devices()).toEqual([`pwg${bad}`, strayTheirs].sort());
+  });
+});

@@ -154,6 +154,10 @@ export class UserspaceBackend implements WireGuardBackend {
     await rm(this.pidFile(name), { force: true });
   }
 
+  async owns(name: string): Promise<boolean> {
+    return (await this.pidOf(name)) !== null;
+  }
+
   async close(): Promise<void> {
     // Nothing is held between calls: each UAPI request opens its own connection.
   }
