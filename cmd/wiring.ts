@@ -76,6 +76,8 @@ export interface WorkerOptions {
   maxMtu?: number;
   vxlanPort?: number;
   vxlanMinId?: number;
+  /** Where VXLAN looks for pod netns when choosing a VNI (default /run/netns); null: records only. */
+  vxlanNetnsDir?: string | null;
   onStep?: (step: SetupStep) => void;
 }
 
@@ -104,7 +106,11 @@ export function makeWorker(rt: Runtime, o: WorkerOptions): Worker {
       worker: () =>
         new VxlanWorkerDriver(
           { netns: rt.netns, store },
-          { ...(o.vxlanPort === undefined ? {} : { port: o.vxlanPort }), ...(o.vxlanMinId === undefined ? {} : { minId: o.vxlanMinId }) },
+          {
+            ...(o.vxlanPort === undefined ? {} : { port: o.vxlanPort }),
+            ...(o.vxlanMinId === undefined ? {} : { minId: o.vxlanMinId }),
+            ...(o.vxlanNetnsDir === undefined ? {} : { netnsDir: o.vxlanNetnsDir }),
+          },
         ),
     },
   };

@@ -82,3 +82,28 @@ export function capturingLogger(): { log: Logger; lines: () => Record<string, un
   const log = pino({ level: 'debug' }, { write: (s: string) => void out.push(s) });
   return { log, lines: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
+
+/**
+ * An Exec that plays iproute2 for a worker whose pod netns each have an eth0 with one address and
+ * a default route, and no VXLAN link anywhere. Every answer comes after `delayMs`, so that calls
+ * made at once interleave as they would with real processes.
+ */
+export function podNetnsExec(delayMs = 5): Exec {
+  return async (argv) => {
+    await new Promise((r) => setTimeout(r, delayMs));
+    const inPod = argv[0] === 'nsenter';
+    const cmd = (inPod ? argv.slice(3) : argv).join(' ');
+    const json = (v: unknown) => ({ stdout: JSON.stringify(v), stderr: '', code: 0 });
+    if (cmd === 'true') return json('');
+    if (cmd === 'ip -details -json link show type vxlan') return json([]);
+    if (cmd === 'ip -json -4 route show table main') return json([{ dst: 'default', gateway: inPod ? '10.244.1.1' : '192.0.2.1', dev: 'eth0' }]);
+    if (cmd === 'ip -json -details link show') {
+      return json([{ ifindex: 2, ifname: 'eth0', mtu: 1500, address: '0a:58:0a:f4:01:02', operstate: 'UP', flags: ['UP'], link_type: 'ether' }]);
+    }
+    if (cmd === 'ip -json address show dev eth0') {
+      return json([{ ifname: 'eth0', addr_info: [{ family: 'inet', local: inPod ? '10.244.1.2' : '192.0.2.5', prefixlen: 24, scope: 'global' }] }]);
+    }
+    if (cmd === 'ip -json neighbour show') return json([]);
+    throw new PeerpodError('EEXEC', `the fake exec does not run ${argv.join(' ')}`, { op: 'exec' });
+  };
+}
