@@ -13,7 +13,7 @@ import { FilePodStore, podIdOf, type WireguardPodRecord } from '../../src/state/
 import type { TunnelRegistry } from '../../src/tunnel/registry.js';
 import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
 import { generateKeyPair, generatePresharedKey } from '../../src/wireguard/keys.js';
-import { capturingLogger, nsenterExec, ScriptedBackend, type NetnsAnswer } from './fakes.js';
+import { capturingLogger, nsenterExec, podNetnsExec, ScriptedBackend, type NetnsAnswer } from './fakes.js';
 
 const NETNS = '/run/netns/pwt-faults-a';
 const ID = podIdOf(NETNS);
@@ -205,5 +205,30 @@ describe('TunnelService: start-up garbage collection removes only what is ours',
     await r.service.reconcile();
     expect(r.backend.calls.filter((c) => c.startsWith('remove'))).toEqual([`remove ${strayOurs}`]);
     expect(await r.backend.devices()).toEqual([`pwg${bad}`, strayTheirs].sort());
+  });
+});
+
+describe('inspect of a pod whose tunnel is set up', () => {
+  it('is refused with 409 ESTATE and changes neither the record nor the keys', async () => {
+    const r = await rig();
+    const driver = new WireguardWorkerDriver({ backend: r.backend, netns: netnsFactory(podNetnsExec()), store: r.store });
+    const before = await r.store.read(ID);
+    const key = await r.store.readKey(ID, 'worker');
+    for (const phase of ['ready', 'setting-up'] as const) {
+      await r.store.write({ ...before!, phase });
+      await driver.inspect(NETNS).then(
+        () => expect(`inspect of a ${phase} pod`).toBe('refused'),
+        (e: unknown) => {
+          expect(isPeerpodError(e, 'ESTATE')).toBe(true);
+          expect((e as PeerpodError).message).toMatch(/already has a (ready|half set-up) tunnel: tear it down first/);
+          expect((e as PeerpodError).context.field).toBe('netns');
+        },
+      );
+      expect(await r.store.read(ID)).toMatchObject({ vmPublicKey: (before as WireguardPodRecord).vmPublicKey });
+    }
+    expect((await r.store.readKey(ID, 'worker'))?.equals(key!)).toBe(true);
+    // After a teardown the pod can be inspected again.
+    await r.store.remove(ID);
+    expect((await driver.inspect(NETNS)).tunnel.type).toBe('wireguard');
   });
 });

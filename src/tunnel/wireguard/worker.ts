@@ -72,12 +72,23 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
   }
 
   async inspect(netnsPath: string): Promise<PodNetwork> {
-    const ns = this.#d.netns.at(netnsPath);
-    const pod = await inspectPodNetns(ns);
     const id = podIdOf(netnsPath);
     const { store } = this.#d;
-    // Inspect twice for the same pod gives the same worker key, so a retried CreateVM stays valid
-    // with a tunnel that may already be set up.
+    // Inspect makes a new VM key pair: on a pod whose tunnel is set up, that would leave the
+    // device with the old VM key and the record with the new one. CAA inspects a new pod instead.
+    const previous = await store.read(id);
+    if (previous !== null && (previous.tunnelType !== this.type || previous.phase === 'ready' || previous.phase === 'setting-up')) {
+      const what = previous.tunnelType === this.type ? `a ${previous.phase === 'ready' ? 'ready' : 'half set-up'} tunnel` : `a ${previous.tunnelType} tunnel record`;
+      throw new PeerpodError('ESTATE', `pod netns ${netnsPath} already has ${what}: tear it down first`, {
+        op: 'inspect',
+        netns: netnsPath,
+        field: 'netns',
+      });
+    }
+    const ns = this.#d.netns.at(netnsPath);
+    const pod = await inspectPodNetns(ns);
+    // Inspect twice for the same pod (before its setup) gives the same worker key, so a retried
+    // CreateVM stays valid.
     let workerKey = await store.readKey(id, 'worker');
     if (workerKey === null) {
       workerKey = generateKeyPair().privateKey;
@@ -94,7 +105,6 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       persistentKeepalive: this.#keepalive,
       mtu,
     };
-    const previous = await store.read(id);
     await store.write({
       id,
       netns: netnsPath,
