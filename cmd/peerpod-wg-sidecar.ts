@@ -11,6 +11,7 @@ import { createApiServer } from '../src/sidecar/api.js';
 import { callSidecar } from '../src/sidecar/client.js';
 import { sidecarConfigFromEnv } from '../src/sidecar/config.js';
 import { TunnelService } from '../src/sidecar/service.js';
+import { StateLock } from '../src/state/lock.js';
 import { fail, makeRuntime, makeWorker } from './wiring.js';
 
 const HELP = `peerpod-wg-sidecar: the worker-side daemon of peerpod-wireguard
@@ -84,6 +85,9 @@ async function main(): Promise<void> {
     rt.log[bad ? 'info' : 'error']({ route, err: describeError(e) }, 'request failed');
   };
 
+  // One sidecar (or direct wgctl) per state folder; a direct wgctl's command is short.
+  const lock = await StateLock.acquire(cfg.stateDir, { command: 'peerpod-wg-sidecar', waitMs: 30_000 });
+  process.once('exit', () => lock.releaseSync());
   await mkdir(dirname(cfg.socket), { recursive: true, mode: 0o700 });
   if (existsSync(cfg.socket)) {
     const alive = await callSidecar(cfg.socket, 'GET', '/healthz', undefined, 2_000).then(() => true, () => false);

@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { PeerpodError } from '../src/errors.js';
 import { parsePodNetwork, podNetworkToJson } from '../src/podnetwork/schema.js';
+import { StateLock } from '../src/state/lock.js';
 import { DEFAULT_STATE_DIR, podIdOf } from '../src/state/store.js';
 import { TUNNEL_TYPES } from '../src/podnetwork/types.js';
 import { workerDriver } from '../src/tunnel/registry.js';
@@ -53,11 +54,16 @@ Options:
   VXLAN_PORT          (env) UDP port of the vxlan tunnel type (default 4789)
   VXLAN_MIN_ID        (env) the first VNI of the vxlan tunnel type (default 555000)
   --backend B         auto | userspace | kernel (env WG_BACKEND, default auto)
+  WG_LOCK_WAIT_MS     (env) working directly, how long to wait for the state folder's lock held
+                      by another wgctl or a sidecar before failing with its pid (default 30000)
   --log-level L       pino level for the JSON logs on stderr (env LOG_LEVEL, default warn)
   -h, --help          this text
 
 Exit codes: 0 success, 1 failure, 2 bad input.
 `;
+
+/** How long a direct command waits for another one (or a sidecar) to leave the state folder. */
+const LOCK_WAIT_MS = 30_000;
 
 function intFlag(value: string | undefined, env: string, field: string, min: number, max: number): number | undefined {
   const text = value ?? process.env[env];
@@ -180,6 +186,12 @@ async function main(argv: string[]): Promise<void> {
   const sidecar = values.direct === true ? null : await sidecarUp(socket);
   if (verb !== 'status' && sidecar === null && values.direct !== true && existsSync(socket)) {
     process.stderr.write(`note: ${socket} exists but the sidecar does not answer; working directly\n`);
+  }
+  // Working directly: one process at a time on the state folder (src/state/lock.ts).
+  if (verb !== 'status' && sidecar === null) {
+    const waitMs = intFlag(undefined, 'WG_LOCK_WAIT_MS', 'WG_LOCK_WAIT_MS', 0, 3_600_000) ?? LOCK_WAIT_MS;
+    const lock = await StateLock.acquire(store.dir, { command: `wgctl ${verb}`, waitMs });
+    process.once('exit', () => lock.releaseSync());
   }
   const ask = async (method: string, path: string, body?: unknown): Promise<unknown> => unwrap(await callSidecar(socket, method, path, body));
 
