@@ -12,11 +12,13 @@ import { callSidecar } from '../src/sidecar/client.js';
 import { sidecarConfigFromEnv } from '../src/sidecar/config.js';
 import { TunnelService } from '../src/sidecar/service.js';
 import { StateLock } from '../src/state/lock.js';
-import { fail, makeRuntime, makeWorker } from './wiring.js';
+import { versionLine } from '../src/version.js';
+import { fail, makeRuntime, makeWorker, parseFlags } from './wiring.js';
 
 const HELP = `peerpod-wg-sidecar: the worker-side daemon of peerpod-wireguard
 
 Usage: peerpod-wg-sidecar          (configured by environment variables only)
+       peerpod-wg-sidecar --version | --help
 
 Serves on the unix socket WG_SOCKET (mode 0600):
   POST /v1/inspect {netns, tunnelType?, pod?}        → {podNetwork}
@@ -54,8 +56,17 @@ function listen(server: Server, target: string | { host: string; port: number })
 }
 
 async function main(): Promise<void> {
-  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  const { values } = parseFlags({
+    args: process.argv.slice(2),
+    allowPositionals: false,
+    options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
+  });
+  if (values.help === true) {
     process.stdout.write(HELP);
+    return;
+  }
+  if (values.version === true) {
+    process.stdout.write(versionLine('peerpod-wg-sidecar'));
     return;
   }
   const cfg = sidecarConfigFromEnv(process.env);

@@ -1,5 +1,6 @@
 // The composition root shared by the entry points: the only place that builds real dependencies
 // (processes, the WireGuard backend, namespaces, the state folder) from flags and environment.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { PeerpodError, describeError, isPeerpodError } from '../src/errors.js';
 import { realExec } from '../src/exec.js';
@@ -61,6 +62,18 @@ export function chooseBackend(choice: BackendChoice, opts: { runDir: string; sid
     });
   }
   return userspace();
+}
+
+/** parseArgs (strict by default), with its complaints (unknown option, missing value) as EINVAL: exit code 2. */
+export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config); // strict unless the config says otherwise
+  } catch (e) {
+    if (e instanceof TypeError && String((e as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS')) {
+      throw new PeerpodError('EINVAL', `${e.message}; see --help`, { op: 'arguments' });
+    }
+    throw e;
+  }
 }
 
 /** Print an error for a person and exit: 2 for bad input, 1 for everything else. */

@@ -182,7 +182,11 @@ export class Netns {
 
   async routes(opts: { family?: 4 | 6; table?: string } = {}): Promise<Route[]> {
     const args = [`-${opts.family ?? 4}`, 'route', 'show', 'table', opts.table ?? 'main'];
-    const raw = await this.ipJson<Route & { prefsrc?: string }>(args, 'list routes');
+    const raw = await this.ipJson<Route & { prefsrc?: string }>(args, 'list routes').catch((e: unknown) => {
+      // A table nothing was ever added to does not exist yet (iproute2 6.x says so): no routes.
+      if (isPeerpodError(e, 'ENETNS') && /FIB table does not exist/.test(e.message)) return [];
+      throw e;
+    });
     return raw.map((r) => {
       const route: Route = { dst: r.dst };
       if (r.gateway !== undefined) route.gateway = r.gateway;

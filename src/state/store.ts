@@ -70,7 +70,8 @@ export interface PodStore {
   removeKey(id: string, name: string): Promise<void>;
 }
 
-async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
+/** Write a whole file or nothing: temp file (mode set even if it existed), fsync, rename, folder fsync. */
+export async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   const fh = await open(tmp, 'w', mode);
   try {

@@ -10,6 +10,7 @@ import { createApiServer } from '../../src/sidecar/api.js';
 import { callSidecar } from '../../src/sidecar/client.js';
 import { TunnelService } from '../../src/sidecar/service.js';
 import { FilePodStore, podIdOf, type WireguardPodRecord } from '../../src/state/store.js';
+import type { PodNetwork } from '../../src/podnetwork/types.js';
 import type { TunnelRegistry } from '../../src/tunnel/registry.js';
 import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
 import { generateKeyPair, generatePresharedKey } from '../../src/wireguard/keys.js';
@@ -230,5 +231,37 @@ describe('inspect of a pod whose tunnel is set up', () => {
     // After a teardown the pod can be inspected again.
     await r.store.remove(ID);
     expect((await driver.inspect(NETNS)).tunnel.type).toBe('wireguard');
+  });
+});
+
+describe('errors name the field', () => {
+  const podNetwork = (): PodNetwork => {
+    const vm = generateKeyPair();
+    return {
+      podIp: { address: '198.18.1.21', prefixLength: 24, family: 4 },
+      interfaceName: 'eth0',
+      routes: [],
+      neighbors: [],
+      mtu: 1500,
+      index: 0,
+      dedicated: false,
+      externalNetViaPodVm: false,
+      tunnel: { type: 'wireguard', privateKey: vm.privateKey, peerPublicKey: generateKeyPair().publicKey, listenPort: 51900, persistentKeepalive: 25, mtu: 1420 },
+    };
+  };
+  const fieldOf = async (p: Promise<unknown>): Promise<[string, string | undefined]> =>
+    p.then(
+      () => ['no error', undefined],
+      (e: unknown) => [(e as PeerpodError).code, (e as PeerpodError).context.field],
+    );
+
+  it('netns, for a pod netns that does not exist and for setup before inspect', async () => {
+    const r = await rig();
+    const driver = new WireguardWorkerDriver({ backend: r.backend, netns: netnsFactory(nsenterExec(r.netns)), store: r.store });
+    const other = '/run/netns/pwt-faults-other';
+    expect(await fieldOf(driver.inspect(other))).toEqual(['ENOTFOUND', 'netns']);
+    expect(await fieldOf(driver.setup({ netns: other, podVmIPs: ['203.0.113.10'], podNetwork: podNetwork() }))).toEqual(['ENOTFOUND', 'netns']);
+    r.netns.set(other, 'present');
+    expect(await fieldOf(driver.setup({ netns: other, podVmIPs: ['203.0.113.10'], podNetwork: podNetwork() }))).toEqual(['ESTATE', 'netns']);
   });
 });

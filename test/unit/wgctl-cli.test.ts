@@ -1,14 +1,16 @@
-// wgctl as a process, where it fails before touching any namespace: the state folder's lock, and
-// what it says about input it cannot use.
+// The entry points as processes, where they answer before touching any namespace: versions,
+// arguments they refuse, wgctl's state-folder lock, and what wgctl says about input it cannot use.
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { realExec } from '../../src/exec.js';
 import { StateLock } from '../../src/state/lock.js';
+import { generateKeyPair } from '../../src/wireguard/keys.js';
 
-const WGCTL = fileURLToPath(new URL('../../cmd/wgctl.js', import.meta.url));
+const bin = (name: string) => fileURLToPath(new URL(`../../cmd/${name}.js`, import.meta.url));
+const WGCTL = bin('wgctl');
 
 let dir = '';
 beforeEach(async () => {
@@ -36,5 +38,36 @@ describe('wgctl working directly', () => {
     } finally {
       await lock.release();
     }
+  });
+});
+
+describe('every entry point', () => {
+  it('prints its version from package.json', async () => {
+    const { version } = JSON.parse(await readFile(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version: string };
+    for (const name of ['wgctl', 'peerpod-wg-agent', 'peerpod-wg-sidecar']) {
+      const r = await realExec([process.execPath, bin(name), '--version']);
+      expect(r.stdout).toBe(`${name} ${version}\n`);
+    }
+  });
+
+  it('the sidecar refuses unknown arguments with exit code 2, before it starts anything', async () => {
+    for (const args of [['--state-dir', '/tmp/x'], ['serve']]) {
+      const r = await realExec([process.execPath, bin('peerpod-wg-sidecar'), ...args], { okCodes: [0, 1, 2], timeoutMs: 10_000 });
+      expect([args[0], r.code]).toEqual([args[0], 2]);
+      expect(r.stderr).toMatch(/EINVAL: (Unknown option '--state-dir'|Unexpected argument 'serve')/);
+    }
+  });
+});
+
+describe('wgctl --config that is not JSON', () => {
+  it('says where and what, and never echoes the text (it may hold a key)', async () => {
+    const secret = generateKeyPair().privateKey.reveal();
+    const path = join(dir, 'pn.json');
+    // A key someone forgot to quote: V8's own message would quote the text around it.
+    await writeFile(path, `{\n  "wireguard": {"private-key": ${secret}, "listen-port": 51900}\n}\n`);
+    const r = await wgctl(['setup', '--direct', '--netns', '/run/netns/pwt-none', '--pod-vm-ip', '203.0.113.10', '--config', path]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/is not valid JSON: line 2 column 32: expected a value/);
+    expect(r.stderr).not.toContain(secret.slice(0, 8));
   });
 });

@@ -133,12 +133,12 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     const ctx = { op: 'setup', netns: req.netns };
     const podNs = this.#d.netns.at(req.netns);
     if (!(await podNs.exists())) {
-      throw new PeerpodError('ENOTFOUND', `pod netns ${req.netns} does not exist`, ctx);
+      throw new PeerpodError('ENOTFOUND', `pod netns ${req.netns} does not exist`, { ...ctx, field: 'netns' });
     }
     const record = await store.read(id);
     const workerKey = await store.readKey(id, 'worker');
     if (record === null || workerKey === null) {
-      throw new PeerpodError('ESTATE', `no tunnel state for pod netns ${req.netns}: run inspect for this pod first`, ctx);
+      throw new PeerpodError('ESTATE', `no tunnel state for pod netns ${req.netns}: run inspect for this pod first`, { ...ctx, field: 'netns' });
     }
     if (record.tunnelType !== 'wireguard') {
       throw new PeerpodError('ESTATE', `pod netns ${req.netns} was inspected for tunnel type ${record.tunnelType}, not wireguard`, ctx);

@@ -1,0 +1,73 @@
+// Files the worker side leaves on disk, with real namespaces and wireguard-go: `wgctl inspect
+// --output` is written whole and 0600 even over an existing file, and wireguard-go's logs are
+// bounded and go with their device.
+//
+//   pod netns pwf<rand>: eth0 (veth to peer0, 198.18.200.2/24, default route)     host: pwg<rand> (no netns)
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { realExec } from '../../src/exec.js';
+import { KEPT_LOG_BYTES, UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
+import { describeLab } from './root.js';
+
+const WGCTL = fileURLToPath(new URL('../../cmd/wgctl.js', import.meta.url));
+
+describeLab('files of wgctl and wireguard-go (lab)', () => {
+  const ns = `pwf${randomBytes(3).toString('hex')}`;
+  const device = `pwg${randomBytes(6).toString('hex')}`;
+  let dir = '';
+  let backend: UserspaceBackend;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pwt-files-'));
+    backend = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'run') });
+    await realExec(['ip', 'netns', 'add', ns]);
+    for (const c of [
+      ['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0'],
+      ['link', 'set', 'peer0', 'up'],
+      ['addr', 'add', '198.18.200.2/24', 'dev', 'eth0'],
+      ['link', 'set', 'eth0', 'up'],
+      ['route', 'add', 'default', 'dev', 'eth0'],
+    ]) {
+      await realExec(['ip', '-n', ns, ...c]);
+    }
+  }, 30_000);
+
+  afterAll(async () => {
+    if (backend !== undefined && (await backend.owns(device))) await backend.remove(device);
+    await realExec(['ip', 'netns', 'del', ns], { okCodes: [0, 1] });
+    if (dir !== '') await rm(dir, { recursive: true, force: true });
+  }, 30_000);
+
+  it('inspect --output replaces an existing world-readable file whole, with mode 0600', async () => {
+    const out = join(dir, 'pod-network.json');
+    await writeFile(out, 'old and longer than nothing\n', { mode: 0o644 });
+    const wgctl = (args: string[]) =>
+      realExec([process.execPath, WGCTL, ...args, '--direct', '--netns', `/run/netns/${ns}`, '--state-dir', join(dir, 'state'), '--run-dir', join(dir, 'run')]);
+    await wgctl(['inspect', '--output', out]);
+    expect((await stat(out)).mode & 0o777).toBe(0o600);
+    const doc = JSON.parse(await readFile(out, 'utf8')) as { podip: string; wireguard: Record<string, unknown> };
+    expect(doc.podip).toBe('198.18.200.2/24');
+    expect(typeof doc.wireguard['private-key']).toBe('string');
+    expect((await readdir(dir)).filter((f) => f.includes('.tmp'))).toEqual([]);
+    await wgctl(['teardown']);
+  }, 30_000);
+
+  it("keeps at most the tail of a dead daemon's log, and removes both logs with the device", async () => {
+    const log = backend.logFile(device);
+    await backend.create(device, { mtu: 1420 });
+    await backend.remove(device);
+    expect(await readdir(join(dir, 'run'))).toEqual([]);
+    // A daemon that died with a big log: the next one keeps its last KEPT_LOG_BYTES only.
+    await writeFile(log, 'x'.repeat(3 * KEPT_LOG_BYTES) + 'the end\n');
+    await backend.create(device, { mtu: 1420 });
+    const kept = await readFile(`${log}.1`, 'utf8');
+    expect(kept.length).toBe(KEPT_LOG_BYTES);
+    expect(kept.endsWith('the end\n')).toBe(true);
+    await backend.remove(device);
+    expect(await readdir(join(dir, 'run'))).toEqual([]);
+  }, 30_000);
+});
