@@ -234,7 +234,7 @@ async function main(argv: string[]): Promise<void> {
       }
     }
     const raw = await readConfig(required(values.config, 'config', 'the pod-network JSON from inspect'));
-    const pn = parsePodNetwork(raw);
+    const pn = parsePodNetwork(raw, { vmPrivateKey: 'optional' });
     let device: string;
     if (sidecar !== null) {
       device = ((await ask('POST', '/v1/setup', { netns, podVmIPs: ips, podNetwork: raw })) as { device: string }).device;
@@ -245,7 +245,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`tunnel ${device} set up in ${netns} to ${ips[0] ?? ''}\n`);
   } else if (verb === 'teardown') {
     const netns = required(values.netns, 'netns', 'the pod netns path');
-    const pn = values.config === undefined ? null : parsePodNetwork(await readConfig(values.config));
+    const pn = values.config === undefined ? null : parsePodNetwork(await readConfig(values.config), { vmPrivateKey: 'optional' });
     if (sidecar !== null) {
       await ask('POST', '/v1/teardown', { netns });
     } else {

@@ -126,7 +126,7 @@ export function apiHandler(deps: ApiDeps, full: boolean) {
         const body = await readBody(req);
         const netns = netnsOf(body);
         const podVmIPs = podVmIPsOf(body);
-        const podNetwork = parsePodNetwork(field(body, 'podNetwork'));
+        const podNetwork = parsePodNetwork(field(body, 'podNetwork'), { vmPrivateKey: 'optional' });
         const rec = await service.setup({ netns, podVmIPs, podNetwork });
         return send(200, { netns: rec.netns, device: rec.device, tunnelType: rec.tunnelType, phase: rec.phase });
       }

@@ -1,6 +1,6 @@
 // Files the worker side leaves on disk, with real namespaces and wireguard-go: `wgctl inspect
-// --output` is written whole and 0600 even over an existing file, and wireguard-go's logs are
-// bounded and go with their device.
+// --output` is written whole and 0600 even over an existing file, setup needs no VM private key,
+// and wireguard-go's logs are bounded and go with their device.
 //
 //   pod netns pwf<rand>: eth0 (veth to peer0, 198.18.200.2/24, default route)     host: pwg<rand> (no netns)
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { realExec } from '../../src/exec.js';
+import { SecretKey } from '../../src/wireguard/keys.js';
+import { UapiClient } from '../../src/wireguard/uapi/client.js';
 import { KEPT_LOG_BYTES, UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
 import { describeLab } from './root.js';
 
@@ -54,6 +56,27 @@ describeLab('files of wgctl and wireguard-go (lab)', () => {
     expect(typeof doc.wireguard['private-key']).toBe('string');
     expect((await readdir(dir)).filter((f) => f.includes('.tmp'))).toEqual([]);
     await wgctl(['teardown']);
+  }, 30_000);
+
+  it("sets up from a pod-network without the VM's private key, with the public key recorded at inspect", async () => {
+    const out = join(dir, 'pn-full.json');
+    const wgctl = (args: string[]) =>
+      realExec([process.execPath, WGCTL, ...args, '--direct', '--netns', `/run/netns/${ns}`, '--state-dir', join(dir, 'state'), '--run-dir', join(dir, 'run')]);
+    await wgctl(['inspect', '--output', out]);
+    const doc = JSON.parse(await readFile(out, 'utf8')) as { wireguard: Record<string, unknown> };
+    const vmPublic = SecretKey.fromBase64('private key', doc.wireguard['private-key'] as string).publicKey().toBase64();
+    delete doc.wireguard['private-key'];
+    const stripped = join(dir, 'pn-no-private-key.json');
+    await writeFile(stripped, JSON.stringify(doc));
+    try {
+      const r = await wgctl(['setup', '--pod-vm-ip', '203.0.113.10', '--config', stripped]);
+      expect(r.stdout).toMatch(/^tunnel pwg[0-9a-f]{12} set up in/);
+      const device = r.stdout.split(' ')[1]!;
+      const peers = (await new UapiClient().get(device)).peers.map((p) => p.publicKey.toBase64());
+      expect(peers).toEqual([vmPublic]);
+    } finally {
+      await wgctl(['teardown']);
+    }
   }, 30_000);
 
   it("keeps at most the tail of a dead daemon's log, and removes both logs with the device", async () => {

@@ -165,7 +165,8 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       ...record,
       podIP,
       podInterface,
-      vmPublicKey: wireguard.privateKey.publicKey().toBase64(),
+      // The VM key CAA passes wins (it may come from an earlier inspect); without it, inspect's.
+      vmPublicKey: wireguard.privateKey?.publicKey().toBase64() ?? record.vmPublicKey,
       vmListenPort: wireguard.listenPort,
       keepalive: wireguard.persistentKeepalive,
       mtu: wireguard.mtu,
