@@ -2,7 +2,8 @@
 // --output` is written whole and 0600 even over an existing file, setup needs no VM private key,
 // and wireguard-go's logs are bounded and go with their device.
 //
-//   pod netns pwf<rand>: eth0 (veth to peer0, 198.18.200.2/24, default route)     host: pwg<rand> (no netns)
+//   client netns pwc<rand>: c0 198.18.200.3/24 ── veth ── pod netns pwf<rand>: eth0 198.18.200.2/24 (default route)
+//   host: pwg<rand> (a device of the backend test, in no pod netns)
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -18,7 +19,9 @@ import { describeLab } from './root.js';
 const WGCTL = fileURLToPath(new URL('../../cmd/wgctl.js', import.meta.url));
 
 describeLab('files of wgctl and wireguard-go (lab)', () => {
-  const ns = `pwf${randomBytes(3).toString('hex')}`;
+  const tag = randomBytes(3).toString('hex');
+  const ns = `pwf${tag}`;
+  const client = `pwc${tag}`;
   const device = `pwg${randomBytes(6).toString('hex')}`;
   let dir = '';
   let backend: UserspaceBackend;
@@ -27,9 +30,11 @@ describeLab('files of wgctl and wireguard-go (lab)', () => {
     dir = await mkdtemp(join(tmpdir(), 'pwt-files-'));
     backend = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'run') });
     await realExec(['ip', 'netns', 'add', ns]);
+    await realExec(['ip', 'netns', 'add', client]);
+    await realExec(['ip', '-n', client, 'link', 'add', 'c0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await realExec(['ip', '-n', client, 'addr', 'add', '198.18.200.3/24', 'dev', 'c0']);
+    await realExec(['ip', '-n', client, 'link', 'set', 'c0', 'up']);
     for (const c of [
-      ['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0'],
-      ['link', 'set', 'peer0', 'up'],
       ['addr', 'add', '198.18.200.2/24', 'dev', 'eth0'],
       ['link', 'set', 'eth0', 'up'],
       ['route', 'add', 'default', 'dev', 'eth0'],
@@ -41,6 +46,7 @@ describeLab('files of wgctl and wireguard-go (lab)', () => {
   afterAll(async () => {
     if (backend !== undefined && (await backend.owns(device))) await backend.remove(device);
     await realExec(['ip', 'netns', 'del', ns], { okCodes: [0, 1] });
+    await realExec(['ip', 'netns', 'del', client], { okCodes: [0, 1] });
     if (dir !== '') await rm(dir, { recursive: true, force: true });
   }, 30_000);
 
@@ -77,6 +83,34 @@ describeLab('files of wgctl and wireguard-go (lab)', () => {
     } finally {
       await wgctl(['teardown']);
     }
+  }, 30_000);
+
+  it('while the tunnel is down, the pod netns does not answer for the pod IP itself', async () => {
+    const wgctl = (args: string[]) =>
+      realExec([process.execPath, WGCTL, ...args, '--direct', '--netns', `/run/netns/${ns}`, '--state-dir', join(dir, 'state'), '--run-dir', join(dir, 'run')]);
+    const ping = async () =>
+      (await realExec(['ip', 'netns', 'exec', client, 'ping', '-c', '2', '-i', '0.2', '-W', '1', '198.18.200.2'], { okCodes: [0, 1, 2] })).stdout;
+    const out = join(dir, 'pn-down.json');
+    await wgctl(['inspect', '--output', out]);
+    try {
+      const device = (await wgctl(['setup', '--pod-vm-ip', '203.0.113.10', '--config', out])).stdout.split(' ')[1]!;
+      // No pod VM behind it: nothing answers, and the pod netns must not either.
+      expect(await ping()).toMatch(/ 0 received/);
+      const pid = Number((await readFile(join(dir, 'run', `${device}.pid`), 'utf8')).trim());
+      expect((await readFile(`/proc/${pid}/comm`, 'utf8')).trim()).toBe('wireguard-go');
+      process.kill(pid, 'SIGKILL'); // the daemon this test's wgctl started
+      for (let i = 0; i < 100; i++) {
+        const links = (await realExec(['ip', '-n', ns, '-j', 'link'])).stdout;
+        if (!links.includes(device)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect((await realExec(['ip', '-n', ns, '-j', 'link'])).stdout).not.toContain(device);
+      expect(await ping()).toMatch(/ 0 received/);
+    } finally {
+      await wgctl(['teardown']);
+    }
+    expect((await realExec(['ip', '-n', ns, 'route', 'show', 'table', '2151'], { okCodes: [0, 2] })).stdout).toBe('');
+    expect(await ping()).toMatch(/ 2 received/);
   }, 30_000);
 
   it("keeps at most the tail of a dead daemon's log, and removes both logs with the device", async () => {
