@@ -11,6 +11,7 @@ import { createApiServer } from '../src/sidecar/api.js';
 import { callSidecar } from '../src/sidecar/client.js';
 import { sidecarConfigFromEnv } from '../src/sidecar/config.js';
 import { TunnelService } from '../src/sidecar/service.js';
+import { drainServers } from '../src/sidecar/shutdown.js';
 import { StateLock } from '../src/state/lock.js';
 import { versionLine } from '../src/version.js';
 import { fail, makeRuntime, makeWorker, parseFlags } from './wiring.js';
@@ -46,6 +47,9 @@ Environment (all validated at start; see docs/sidecar.md):
   VXLAN_PORT, VXLAN_MIN_ID  for TUNNEL_TYPE=vxlan (defaults 4789, 555000)
   LOG_LEVEL               pino level of the JSON logs on stdout (default info)
 `;
+
+/** How long SIGTERM waits for requests in flight (a setup takes well under a second). */
+const DRAIN_MS = 20_000;
 
 function listen(server: Server, target: string | { host: string; port: number }): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -118,16 +122,20 @@ async function main(): Promise<void> {
 
   await service.reconcile();
   rt.log.info({}, 'reconciled; ready');
-  service.start();
+  // The daemon's long-running parts (the health loop, the listeners) stop on this one signal.
+  const running = new AbortController();
+  service.start(running.signal);
 
   const stop = (signal: string): void => {
-    rt.log.info({ signal }, 'stopping; the tunnels stay up');
-    service.stop();
-    for (const s of servers) {
-      s.closeAllConnections();
-      s.close();
-    }
-    void rm(cfg.socket, { force: true }).finally(() => process.exit(0));
+    if (running.signal.aborted) return;
+    rt.log.info({ signal }, 'stopping: finishing the requests in flight; the tunnels stay up');
+    running.abort();
+    void drainServers(servers, DRAIN_MS)
+      .then(async (outcome) => {
+        await service.idle();
+        rt.log.info({ outcome }, 'stopped');
+      })
+      .finally(() => void rm(cfg.socket, { force: true }).finally(() => process.exit(0)));
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

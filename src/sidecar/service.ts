@@ -72,6 +72,7 @@ export class TunnelService {
   #ready = false;
   #timer: NodeJS.Timeout | undefined;
   #ticking = false;
+  #tickRun: Promise<void> = Promise.resolve();
 
   constructor(deps: TunnelServiceDeps) {
     this.#d = deps;
@@ -214,10 +215,13 @@ export class TunnelService {
     await this.#d.wireguard.rollBack(rec, 'orphaned');
   }
 
-  start(): void {
+  /** Run the health loop until stop() or until `signal` (the daemon's one AbortSignal) aborts. */
+  start(signal?: AbortSignal): void {
+    if (signal?.aborted === true) return;
+    signal?.addEventListener('abort', () => this.stop(), { once: true });
     const loop = (): void => {
       this.#timer = setTimeout(() => {
-        void this.tick()
+        this.#tickRun = this.tick()
           .catch((e: unknown) => this.#d.log.error({ err: describeError(e) }, 'health tick failed'))
           .finally(() => {
             if (this.#timer !== undefined) loop();
@@ -225,6 +229,12 @@ export class TunnelService {
       }, this.#d.tickMs);
     };
     loop();
+  }
+
+  /** Resolves when the health check under way (if any) and every verb in flight have finished. */
+  async idle(): Promise<void> {
+    await this.#tickRun;
+    await Promise.all([...this.#locks.values()]);
   }
 
   stop(): void {

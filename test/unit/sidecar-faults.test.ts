@@ -9,11 +9,12 @@ import { Netns, netnsFactory } from '../../src/netns/netns.js';
 import { createApiServer } from '../../src/sidecar/api.js';
 import { callSidecar } from '../../src/sidecar/client.js';
 import { TunnelService } from '../../src/sidecar/service.js';
+import { drainServers } from '../../src/sidecar/shutdown.js';
 import { FilePodStore, podIdOf, type WireguardPodRecord } from '../../src/state/store.js';
 import type { PodNetwork } from '../../src/podnetwork/types.js';
 import type { TunnelRegistry } from '../../src/tunnel/registry.js';
 import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
-import { generateKeyPair, generatePresharedKey } from '../../src/wireguard/keys.js';
+import { generateKeyPair, generatePresharedKey, type PublicKey } from '../../src/wireguard/keys.js';
 import { capturingLogger, nsenterExec, podNetnsExec, ScriptedBackend, type NetnsAnswer } from './fakes.js';
 
 const NETNS = '/run/netns/pwt-faults-a';
@@ -38,7 +39,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function rig(): Promise<Rig> {
+async function rig(opts: { tickMs?: number; slowInspectMs?: number } = {}): Promise<Rig> {
   const { log, lines } = capturingLogger();
   const store = new FilePodStore(join(dir, 'state'), { onProblem: (p) => log.error({ file: p.file, problem: p.problem }, 'a pod record could not be used') });
   const backend = new ScriptedBackend();
@@ -46,7 +47,24 @@ async function rig(): Promise<Rig> {
   const execCalls: string[] = [];
   const nf = netnsFactory(nsenterExec(netns, execCalls));
   const wireguard = new WireguardWorkerDriver({ backend, netns: nf, store });
-  const registry: TunnelRegistry = { wireguard: { worker: () => wireguard }, vxlan: {} };
+  const slow = opts.slowInspectMs;
+  const registry: TunnelRegistry = {
+    wireguard: {
+      worker: () =>
+        slow === undefined
+          ? wireguard
+          : {
+              type: 'wireguard',
+              inspect: async () => {
+                await new Promise((r) => setTimeout(r, slow));
+                return podNetworkOf(generateKeyPair().publicKey);
+              },
+              setup: (req) => wireguard.setup(req),
+              teardown: (req) => wireguard.teardown(req),
+            },
+    },
+    vxlan: {},
+  };
   let now = 1_000_000;
   const service = new TunnelService({
     registry,
@@ -56,7 +74,7 @@ async function rig(): Promise<Rig> {
     store,
     log,
     defaultTunnelType: 'wireguard',
-    tickMs: 250,
+    tickMs: opts.tickMs ?? 250,
     idleProbeMs: 0,
     fastNudgeWindowMs: 0,
     clock: () => now,
@@ -81,6 +99,20 @@ async function rig(): Promise<Rig> {
   await store.writeKey(ID, 'worker', generateKeyPair().privateKey);
   await store.writeKey(ID, 'psk', generatePresharedKey());
   return { service, backend, store, netns, execCalls, lines, advance: (ms) => (now += ms) };
+}
+
+function podNetworkOf(worker: PublicKey): PodNetwork {
+  return {
+    podIp: { address: '198.18.1.21', prefixLength: 24, family: 4 },
+    interfaceName: 'eth0',
+    routes: [],
+    neighbors: [],
+    mtu: 1500,
+    index: 0,
+    dedicated: false,
+    externalNetViaPodVm: false,
+    tunnel: { type: 'wireguard', privateKey: generateKeyPair().privateKey, peerPublicKey: worker, listenPort: 51900, persistentKeepalive: 25, mtu: 1420 },
+  };
 }
 
 async function keysKept(store: FilePodStore): Promise<boolean> {
@@ -235,20 +267,7 @@ describe('inspect of a pod whose tunnel is set up', () => {
 });
 
 describe('errors name the field', () => {
-  const podNetwork = (): PodNetwork => {
-    const vm = generateKeyPair();
-    return {
-      podIp: { address: '198.18.1.21', prefixLength: 24, family: 4 },
-      interfaceName: 'eth0',
-      routes: [],
-      neighbors: [],
-      mtu: 1500,
-      index: 0,
-      dedicated: false,
-      externalNetViaPodVm: false,
-      tunnel: { type: 'wireguard', privateKey: vm.privateKey, peerPublicKey: generateKeyPair().publicKey, listenPort: 51900, persistentKeepalive: 25, mtu: 1420 },
-    };
-  };
+  const podNetwork = (): PodNetwork => podNetworkOf(generateKeyPair().publicKey);
   const fieldOf = async (p: Promise<unknown>): Promise<[string, string | undefined]> =>
     p.then(
       () => ['no error', undefined],
@@ -263,5 +282,29 @@ describe('errors name the field', () => {
     expect(await fieldOf(driver.setup({ netns: other, podVmIPs: ['203.0.113.10'], podNetwork: podNetwork() }))).toEqual(['ENOTFOUND', 'netns']);
     r.netns.set(other, 'present');
     expect(await fieldOf(driver.setup({ netns: other, podVmIPs: ['203.0.113.10'], podNetwork: podNetwork() }))).toEqual(['ESTATE', 'netns']);
+  });
+});
+
+describe('stopping the sidecar', () => {
+  it('answers the requests in flight, then stops taking connections; the one AbortSignal stops the health loop', async () => {
+    const r = await rig({ tickMs: 10, slowInspectMs: 300 });
+    r.backend.devicesByName.set(DEVICE, { name: DEVICE, privateKey: null, publicKey: null, listenPort: 0, firewallMark: 0, peers: [] });
+    const running = new AbortController();
+    r.service.start(running.signal);
+    const socket = join(dir, 'api.sock');
+    const server = createApiServer({ service: r.service, backend: r.backend }, true);
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    const inFlight = callSidecar(socket, 'POST', '/v1/inspect', { netns: '/run/netns/pwt-faults-slow' });
+    await new Promise((res) => setTimeout(res, 50));
+    expect(r.backend.calls.filter((c) => c === `device ${DEVICE}`).length).toBeGreaterThan(0); // the loop ran
+    running.abort();
+    const drained = drainServers([server], 5_000);
+    expect((await inFlight).status).toBe(200);
+    expect(await drained).toBe('drained');
+    await expect(callSidecar(socket, 'GET', '/healthz')).rejects.toThrow(/not running/);
+    await r.service.idle();
+    const checks = r.backend.calls.length;
+    await new Promise((res) => setTimeout(res, 100));
+    expect(r.backend.calls.length).toBe(checks);
   });
 });
