@@ -6,7 +6,7 @@ import type { ServiceCounters } from './service.js';
 import type { TunnelStatus } from '../tunnel/status.js';
 import type { Device } from '../wireguard/config.js';
 
-const STATES = ['connecting', 'up', 'stale', 'down', 'gone'] as const;
+const STATES = ['connecting', 'up', 'stale', 'down', 'unreachable', 'gone'] as const;
 const BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 function esc(v: string): string {
@@ -61,6 +61,9 @@ export function renderMetrics(
   ]);
   series('peerpod_wg_handshake_nudges_total', 'Fresh handshakes started by the health loop', 'counter', [`peerpod_wg_handshake_nudges_total ${counters.nudges}`]);
   series('peerpod_wg_idle_probes_total', 'Keepalives sent by the health loop to idle tunnels', 'counter', [`peerpod_wg_idle_probes_total ${counters.probes}`]);
+  series('peerpod_wg_unreachable_total', 'Times a pod VM stopped answering (no handshake within 10 s of a probe after 20 s of silence)', 'counter', [
+    `peerpod_wg_unreachable_total ${counters.unreachable}`,
+  ]);
   series('peerpod_wg_heals_total', 'Tunnels re-created after their device or process died', 'counter', [`peerpod_wg_heals_total ${counters.heals}`]);
   return out.join('\n') + '\n';
 }

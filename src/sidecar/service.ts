@@ -7,6 +7,8 @@
 //               the fast window after setup (the VM may be booting), then every 5 s
 //   up, idle    (no rx/tx for idleProbeMs)          → one keepalive, so a NAT rebinding heals
 //                                                     within about a second in both directions
+//   nothing received for 20 s                       → a fresh handshake; none within 10 s: the
+//                                                     pod VM is unreachable (../tunnel/reachability.ts)
 // Reconcile on start: a pod whose netns is confirmed gone loses its data plane (its record and
 // keys stay, as "orphaned", until CAA's teardown); interrupted setups are converged (or rolled
 // back if that fails); working devices are adopted as they are (same ifindex, learned endpoints
@@ -20,6 +22,7 @@ import type { PodNetwork, TunnelType } from '../podnetwork/types.js';
 import { podIdOf, type PodRecord, type PodStore, type WireguardPodRecord } from '../state/store.js';
 import type { WorkerSetupRequest } from '../tunnel/driver.js';
 import { REJECT_AFTER_SECONDS } from '../tunnel/health.js';
+import { freshReach, reachStep, type ReachTrack } from '../tunnel/reachability.js';
 import { workerDriver, type TunnelRegistry } from '../tunnel/registry.js';
 import { problemRows, tunnelStatus, type TunnelStatus } from '../tunnel/status.js';
 import { workerDeviceName } from '../tunnel/wireguard/names.js';
@@ -51,12 +54,15 @@ interface Track {
   probeAt: number;
   nudgeAt: number;
   healAt: number;
+  reach: ReachTrack;
 }
 
 export interface ServiceCounters {
   nudges: number;
   probes: number;
   heals: number;
+  /** Tunnels found unreachable (each time one became so). */
+  unreachable: number;
   setupSeconds: number[];
 }
 
@@ -68,7 +74,7 @@ export class TunnelService {
   readonly #d: TunnelServiceDeps;
   readonly #locks = new Map<string, Promise<unknown>>();
   readonly #tracks = new Map<string, Track>();
-  readonly counters: ServiceCounters = { nudges: 0, probes: 0, heals: 0, setupSeconds: [] };
+  readonly counters: ServiceCounters = { nudges: 0, probes: 0, heals: 0, unreachable: 0, setupSeconds: [] };
   #ready = false;
   #timer: NodeJS.Timeout | undefined;
   #ticking = false;
@@ -140,12 +146,16 @@ export class TunnelService {
   async status(): Promise<(TunnelStatus & { pod: string })[]> {
     const records = await this.#d.store.list();
     const rows = await tunnelStatus(records, this.#d, Math.floor(this.now() / 1000));
-    return [...rows.map((r, i) => ({ pod: records[i]?.pod ?? '', ...r })), ...problemRows(await this.#d.store.problems())];
+    const unreachable = (i: number): boolean => this.#tracks.get(records[i]?.id ?? '')?.reach.unreachable === true;
+    return [
+      ...rows.map((r, i) => ({ pod: records[i]?.pod ?? '', ...r, ...(unreachable(i) && r.state !== 'down' ? { state: 'unreachable' as const } : {}) })),
+      ...problemRows(await this.#d.store.problems()),
+    ];
   }
 
   private freshTrack(): Track {
     const t = this.now();
-    return { setupAt: t, rx: -1, tx: -1, activityAt: t, probeAt: 0, nudgeAt: 0, healAt: 0 };
+    return { setupAt: t, rx: -1, tx: -1, activityAt: t, probeAt: 0, nudgeAt: 0, healAt: 0, reach: freshReach(t) };
   }
 
   /**
@@ -289,6 +299,19 @@ export class TunnelService {
     const vmKey = PublicKey.fromBase64(rec.vmPublicKey);
     const peer = dev.peers.find((p) => p.publicKey.equals(vmKey));
     if (peer === undefined) throw new PeerpodError('ESTATE', 'the pod VM peer is missing from the device', { ...log, op: 'health' });
+    const reach = reachStep(track.reach, peer, now);
+    if (reach === 'probe') {
+      this.#d.log.debug(log, 'nothing received for 20 s: starting a fresh handshake to see whether the pod VM answers');
+      track.nudgeAt = now;
+      await this.#d.wireguard.nudgeHandshake(rec);
+      return;
+    }
+    if (reach === 'unreachable') {
+      this.counters.unreachable++;
+      this.#d.log.warn({ ...log, endpoint: peer.endpoint }, 'the pod VM does not answer: unreachable');
+    } else if (reach === 'reachable') {
+      this.#d.log.info(log, 'the pod VM answers again');
+    }
     const age = Math.floor(now / 1000) - peer.lastHandshakeSec;
     if (peer.lastHandshakeSec === 0 || age >= REJECT_AFTER_SECONDS) {
       const every = now - track.setupAt < this.#d.fastNudgeWindowMs ? FAST_NUDGE_MS : SLOW_NUDGE_MS;

@@ -5,10 +5,11 @@
 import type { Peer } from '../wireguard/config.js';
 
 /**
- * What status shows: the four from the device, plus gone (the pod netns is gone, the keys wait for
+ * What status shows: the four from the device, unreachable (the sidecar's health loop got no
+ * answer from the pod VM; see reachability.ts), gone (the pod netns is gone, the keys wait for
  * teardown) and corrupt (a record that could not be read; see PodStore.problems).
  */
-export type TunnelState = 'connecting' | 'up' | 'stale' | 'down' | 'gone' | 'corrupt';
+export type TunnelState = 'connecting' | 'up' | 'stale' | 'down' | 'unreachable' | 'gone' | 'corrupt';
 
 export const REJECT_AFTER_SECONDS = 180;
 

@@ -14,7 +14,8 @@ import { FilePodStore, podIdOf, type WireguardPodRecord } from '../../src/state/
 import type { PodNetwork } from '../../src/podnetwork/types.js';
 import type { TunnelRegistry } from '../../src/tunnel/registry.js';
 import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
-import { generateKeyPair, generatePresharedKey, type PublicKey } from '../../src/wireguard/keys.js';
+import { generateKeyPair, generatePresharedKey, PublicKey } from '../../src/wireguard/keys.js';
+import type { Peer } from '../../src/wireguard/config.js';
 import { capturingLogger, nsenterExec, podNetnsExec, ScriptedBackend, type NetnsAnswer } from './fakes.js';
 
 const NETNS = '/run/netns/pwt-faults-a';
@@ -29,6 +30,7 @@ interface Rig {
   execCalls: string[];
   lines: () => Record<string, unknown>[];
   advance: (ms: number) => void;
+  now: () => number;
 }
 
 let dir = '';
@@ -98,7 +100,7 @@ async function rig(opts: { tickMs?: number; slowInspectMs?: number } = {}): Prom
   await store.write(record);
   await store.writeKey(ID, 'worker', generateKeyPair().privateKey);
   await store.writeKey(ID, 'psk', generatePresharedKey());
-  return { service, backend, store, netns, execCalls, lines, advance: (ms) => (now += ms) };
+  return { service, backend, store, netns, execCalls, lines, advance: (ms) => (now += ms), now: () => now };
 }
 
 function podNetworkOf(worker: PublicKey): PodNetwork {
@@ -306,5 +308,52 @@ describe('stopping the sidecar', () => {
     const checks = r.backend.calls.length;
     await new Promise((res) => setTimeout(res, 100));
     expect(r.backend.calls.length).toBe(checks);
+  });
+});
+
+describe('a pod VM that stops answering', () => {
+  it('is unreachable within 30 s of the last packet from it, counted, and answers again when it does', async () => {
+    const r = await rig();
+    const rec = (await r.store.read(ID)) as WireguardPodRecord;
+    const nowSec = () => Math.floor(r.now() / 1000);
+    const peer: Peer = {
+      publicKey: PublicKey.fromBase64(rec.vmPublicKey),
+      presharedKey: null,
+      endpoint: '203.0.113.10:51900',
+      persistentKeepalive: 25,
+      lastHandshakeSec: nowSec(),
+      lastHandshakeNsec: 0,
+      rxBytes: 1000,
+      txBytes: 1000,
+      allowedIPs: ['198.18.1.21/32'],
+      protocolVersion: 1,
+    };
+    r.backend.devicesByName.set(DEVICE, { name: DEVICE, privateKey: null, publicKey: null, listenPort: 0, firewallMark: 0, peers: [peer] });
+    const state = async () => (await r.service.status())[0]?.state;
+    await r.service.tick(); // the last packet from the pod VM was just now
+    r.advance(19_000);
+    await r.service.tick();
+    expect(r.backend.calls.filter((c) => c.startsWith('configure'))).toEqual([]);
+    r.advance(1_000);
+    await r.service.tick();
+    expect(r.backend.calls.filter((c) => c.startsWith('configure')).length).toBeGreaterThan(0); // a fresh handshake
+    // The re-added peer starts from zero and nothing answers.
+    Object.assign(peer, { rxBytes: 0, txBytes: 148, lastHandshakeSec: 0 });
+    r.advance(5_000);
+    await r.service.tick();
+    expect(await state()).toBe('connecting');
+    r.advance(5_000);
+    await r.service.tick();
+    expect(await state()).toBe('unreachable');
+    expect(r.service.counters.unreachable).toBe(1);
+    expect(r.lines().some((l) => l['msg'] === 'the pod VM does not answer: unreachable')).toBe(true);
+    r.advance(5_000);
+    await r.service.tick();
+    expect([await state(), r.service.counters.unreachable]).toEqual(['unreachable', 1]);
+    // It answers a later nudge.
+    Object.assign(peer, { rxBytes: 92, lastHandshakeSec: nowSec() });
+    await r.service.tick();
+    expect(await state()).toBe('up');
+    expect(r.lines().some((l) => l['msg'] === 'the pod VM answers again')).toBe(true);
   });
 });
