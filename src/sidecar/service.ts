@@ -146,11 +146,14 @@ export class TunnelService {
   async status(): Promise<(TunnelStatus & { pod: string })[]> {
     const records = await this.#d.store.list();
     const rows = await tunnelStatus(records, this.#d, Math.floor(this.now() / 1000));
+    // The device cannot tell that its peer stopped answering; the health loop can.
     const unreachable = (i: number): boolean => this.#tracks.get(records[i]?.id ?? '')?.reach.unreachable === true;
-    return [
-      ...rows.map((r, i) => ({ pod: records[i]?.pod ?? '', ...r, ...(unreachable(i) && r.state !== 'down' ? { state: 'unreachable' as const } : {}) })),
-      ...problemRows(await this.#d.store.problems()),
-    ];
+    const served = rows.map((r, i) => ({
+      pod: records[i]?.pod ?? '',
+      ...r,
+      ...(unreachable(i) && r.state !== 'down' ? { state: 'unreachable' as const } : {}),
+    }));
+    return [...served, ...problemRows(await this.#d.store.problems())];
   }
 
   private freshTrack(): Track {

@@ -1,6 +1,7 @@
 // The sidecar in a real lab of 51 peer pods, each with its own pod VM behind one NAT router that
 // picks random ports: concurrent setups, restarts without a lost packet, healing, nudging, NAT
-// rebinding, garbage collection, a strict API, and no key anywhere it should not be.
+// rebinding, a pod VM that stops answering, garbage collection, a strict API, and no key anywhere
+// it should not be.
 //
 //   client pod ─ br0 ─ worker host (sidecar + 51 wireguard-go) ══ NAT (random ports) ══ 51 pod VMs
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
@@ -260,6 +261,31 @@ describeLab('sidecar (lab, 51 pods)', () => {
     const r = await lab.exec(lab.ns.client, ['ping', '-c', '2', '-i', '0.2', '-W', '2', f.slot.podIP], { okCodes: [0, 1] });
     expect(pingReceived(r.stdout).received).toBe(2);
   }, AGENT_DELAY_MS + 60_000);
+
+  it('finds a pod VM that stops answering unreachable within 35 s, and up again once it is back', async () => {
+    const f = flows[3]!;
+    const rowOf = async () => (await status()).find((r) => r.netns === lab.path(f.slot.pod))!;
+    expect((await rowOf()).state).toBe('up');
+    await f.agentTeardown();
+    const gone = Date.now();
+    let state = '';
+    while (Date.now() - gone < 40_000) {
+      state = (await rowOf()).state;
+      if (state === 'unreachable') break;
+      await sleep(500);
+    }
+    console.log(`pod VM gone: unreachable after ${Date.now() - gone} ms`);
+    expect(state).toBe('unreachable');
+    expect(Date.now() - gone).toBeLessThan(35_000);
+    expect((await api('GET', '/metrics')).body as string).toMatch(/^peerpod_wg_unreachable_total [1-9]\d*$/m);
+    await f.agentSetup();
+    const back = Date.now();
+    while (Date.now() - back < 10_000 && (await rowOf()).state !== 'up') await sleep(200);
+    console.log(`pod VM back: up after ${Date.now() - back} ms`);
+    expect((await rowOf()).state).toBe('up');
+    const r = await lab.exec(lab.ns.client, ['ping', '-c', '2', '-i', '0.2', '-W', '2', f.slot.podIP], { okCodes: [0, 1] });
+    expect(pingReceived(r.stdout).received).toBe(2);
+  }, 60_000);
 
   it('stops on SIGTERM leaving tunnels up, and after a restart removes the tunnel of a pod whose netns vanished meanwhile, keeping its keys until teardown', async () => {
     const gone = flows[21]!;
