@@ -2,13 +2,13 @@
 // peerpod-wg-agent: the pod-VM side. Reads apf.json as CAA's process-user-data writes it and brings
 // up (or removes) the WireGuard end of the pod's tunnel inside the VM's pod netns.
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { PeerpodError } from '../src/errors.js';
 import { parseApfDocument, parseApfJson, type ApfDocument } from '../src/podnetwork/schema.js';
 import { podVmDriver, type TunnelRegistry } from '../src/tunnel/registry.js';
 import { VxlanPodVmDriver } from '../src/tunnel/vxlan/podvm.js';
 import { WireguardPodVmDriver } from '../src/tunnel/wireguard/podvm.js';
-import { fail, makeRuntime } from './wiring.js';
+import { versionLine } from '../src/version.js';
+import { fail, makeRuntime, parseFlags } from './wiring.js';
 
 const DEFAULT_APF = '/run/peerpod/apf.json';
 const DEFAULT_POD_NETNS = '/run/netns/podns';
@@ -41,6 +41,7 @@ Options:
   --run-dir DIR     pid and log files of wireguard-go (env WG_RUN_DIR, default /run/peerpod-wg)
   --backend B       auto | userspace | kernel (env WG_BACKEND, default auto)
   --log-level L     pino level for the JSON logs on stderr (env LOG_LEVEL, default warn)
+  --version         print the version
   -h, --help        this text
 
 Exit codes: 0 success, 1 failure, 2 bad input.
@@ -88,7 +89,7 @@ async function loadApf(config: string | undefined, fromUserdata: boolean) {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
     options: {
@@ -100,8 +101,13 @@ async function main(argv: string[]): Promise<void> {
       'log-level': { type: 'string' },
       'interface-only': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean' },
     },
   });
+  if (values.version === true) {
+    process.stdout.write(versionLine('peerpod-wg-agent'));
+    return;
+  }
   const [verb] = positionals;
   if (values.help === true || verb === undefined || verb === 'help') {
     process.stdout.write(HELP);

@@ -11,7 +11,10 @@ import { createApiServer, handleRequest, parseBody } from '../src/sidecar/api.js
 import { callSidecar } from '../src/sidecar/client.js';
 import { sidecarConfigFromEnv } from '../src/sidecar/config.js';
 import { TunnelService } from '../src/sidecar/service.js';
-import { fail, makeCloudPortRule, makeRuntime, makeWorker } from './wiring.js';
+import { drainServers } from '../src/sidecar/shutdown.js';
+import { StateLock } from '../src/state/lock.js';
+import { versionLine } from '../src/version.js';
+import { fail, makeCloudPortRule, makeRuntime, makeWorker, parseFlags } from './wiring.js';
 
 const HELP = `peerpod-wg-sidecar: the worker-side daemon of peerpod-wireguard
 
@@ -21,7 +24,9 @@ Usage:
                                          from stdin, the reply's JSON is printed on stdout; exit 0
                                          on success, 1 with the {"error": …} reply otherwise. It
                                          works in this process's own netns and state folder
-                                         (CAA's tuntest: a worker netns with no daemon in it).
+                                         (CAA's tuntest: a worker netns with no daemon in it),
+                                         holding the state folder's lock for that one request.
+  peerpod-wg-sidecar --version | --help
 
 Serves on the unix socket WG_SOCKET (mode 0600):
   POST /v1/configure {podNetwork, pod?, hostInterface?} → {wireguard}  (CAA's Configure)
@@ -64,6 +69,9 @@ Cloud firewall rule (at start, in the background; see "Cloud firewall rule" in d
   being served meanwhile.
 `;
 
+/** How long SIGTERM waits for requests in flight (a setup takes well under a second). */
+const DRAIN_MS = 20_000;
+
 function listen(server: Server, target: string | { host: string; port: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -79,13 +87,22 @@ async function readStdin(): Promise<string> {
 }
 
 async function main(argv: string[]): Promise<void> {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  const { values, positionals } = parseFlags({
+    args: argv,
+    allowPositionals: true,
+    options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
+  });
+  if (values.help === true) {
     process.stdout.write(HELP);
     return;
   }
-  const [verb, method, path, ...extra] = argv;
+  if (values.version === true) {
+    process.stdout.write(versionLine('peerpod-wg-sidecar'));
+    return;
+  }
+  const [verb, method, path, ...extra] = positionals;
   if (verb !== undefined && (verb !== 'call' || method === undefined || path === undefined || extra.length > 0)) {
-    throw new PeerpodError('EINVAL', `unexpected arguments "${argv.join(' ')}": expected none, or call METHOD PATH (see --help)`, {
+    throw new PeerpodError('EINVAL', `unexpected arguments "${positionals.join(' ')}": expected none, or call METHOD PATH (see --help)`, {
       field: 'argv',
     });
   }
@@ -111,6 +128,14 @@ async function main(argv: string[]): Promise<void> {
     idleProbeMs: cfg.idleProbeMs,
     fastNudgeWindowMs: cfg.fastNudgeWindowMs,
   });
+  const onError = (e: unknown, route: string): void => {
+    const bad = e instanceof PeerpodError && ['EINVAL', 'ENOTFOUND', 'ESTATE', 'EUNSUPPORTED'].includes(e.code);
+    rt.log[bad ? 'info' : 'error']({ route, err: describeError(e) }, 'request failed');
+  };
+
+  // One sidecar (or direct wgctl, or one-shot call) per state folder; the others' commands are short.
+  const lock = await StateLock.acquire(cfg.stateDir, { command: `peerpod-wg-sidecar${verb === 'call' ? ' call' : ''}`, waitMs: 30_000 });
+  process.once('exit', () => lock.releaseSync());
   if (verb === 'call' && method !== undefined && path !== undefined) {
     // One request through the same handler as the socket API, then exit: no reconcile, no loops,
     // nothing of other pods touched. wireguard-go processes it starts outlive it, as with wgctl.
@@ -118,22 +143,19 @@ async function main(argv: string[]): Promise<void> {
     const reply = await handleRequest({ service, backend: rt.backend }, true, method.toUpperCase(), path, async () => parseBody(text));
     process.stdout.write((typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body)) + '\n');
     await rt.backend.close();
+    lock.releaseSync();
     process.exitCode = reply.status >= 200 && reply.status < 300 ? 0 : 1;
     return;
   }
-  const onError = (e: unknown, route: string): void => {
-    const bad = e instanceof PeerpodError && ['EINVAL', 'ENOTFOUND', 'ESTATE', 'EUNSUPPORTED'].includes(e.code);
-    rt.log[bad ? 'info' : 'error']({ route, err: describeError(e) }, 'request failed');
-  };
-
   await mkdir(dirname(cfg.socket), { recursive: true, mode: 0o700 });
   if (existsSync(cfg.socket)) {
     const alive = await callSidecar(cfg.socket, 'GET', '/healthz', undefined, 2_000).then(() => true, () => false);
     if (alive) throw new PeerpodError('EBACKEND', `another sidecar already answers on ${cfg.socket}`, { op: 'start' });
     await rm(cfg.socket, { force: true });
   }
-  const stopping = new AbortController();
-  const cloudPortRule = makeCloudPortRule(cfg.cloudPortRule, rt.log, stopping.signal);
+  // The daemon's long-running parts (the cloud rule, the health loop, the listeners) stop on this one signal.
+  const running = new AbortController();
+  const cloudPortRule = makeCloudPortRule(cfg.cloudPortRule, rt.log, running.signal);
   const cloudPortStatus = () => cloudPortRule.status;
   const api = createApiServer({ service, backend: rt.backend, onError, cloudPortRule: cloudPortStatus }, true);
   await listen(api, cfg.socket);
@@ -149,17 +171,18 @@ async function main(argv: string[]): Promise<void> {
 
   await service.reconcile();
   rt.log.info({}, 'reconciled; ready');
-  service.start();
+  service.start(running.signal);
 
   const stop = (signal: string): void => {
-    rt.log.info({ signal }, 'stopping; the tunnels stay up');
-    stopping.abort();
-    service.stop();
-    for (const s of servers) {
-      s.closeAllConnections();
-      s.close();
-    }
-    void rm(cfg.socket, { force: true }).finally(() => process.exit(0));
+    if (running.signal.aborted) return;
+    rt.log.info({ signal }, 'stopping: finishing the requests in flight; the tunnels stay up');
+    running.abort();
+    void drainServers(servers, DRAIN_MS)
+      .then(async (outcome) => {
+        await service.idle();
+        rt.log.info({ outcome }, 'stopped');
+      })
+      .finally(() => void rm(cfg.socket, { force: true }).finally(() => process.exit(0)));
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

@@ -3,19 +3,21 @@
 // for one pod netns; status shows every tunnel this worker keeps. It parses flags, wires the real
 // dependencies (cmd/wiring.ts) and prints; the work is done by the tunnel driver.
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { parseArgs } from 'node:util';
 import { PeerpodError } from '../src/errors.js';
+import { findJsonSyntaxFault } from '../src/podnetwork/json-text.js';
 import { parsePodNetwork, podNetworkToJson } from '../src/podnetwork/schema.js';
-import { DEFAULT_STATE_DIR, podIdOf } from '../src/state/store.js';
+import { StateLock } from '../src/state/lock.js';
+import { DEFAULT_STATE_DIR, podIdOf, writeAtomic } from '../src/state/store.js';
 import { TUNNEL_TYPES } from '../src/podnetwork/types.js';
 import { workerDriver } from '../src/tunnel/registry.js';
 import { callSidecar, unwrap } from '../src/sidecar/client.js';
 import { DEFAULT_SOCKET } from '../src/sidecar/config.js';
-import { formatStatusDetail, formatStatusTable, tunnelStatus, type TunnelStatus } from '../src/tunnel/status.js';
+import { formatStatusDetail, formatStatusTable, problemRows, tunnelStatus, type TunnelStatus } from '../src/tunnel/status.js';
 import { DEFAULT_KEEPALIVE, DEFAULT_LISTEN_PORT, SETUP_STEPS, type SetupStep } from '../src/tunnel/wireguard/worker.js';
-import { fail, makeRuntime, makeWorker } from './wiring.js';
+import { VERSION, versionLine } from '../src/version.js';
+import { fail, makeRuntime, makeWorker, parseFlags } from './wiring.js';
 
 const HELP = `wgctl: WireGuard tunnels between this worker node and its peer-pod VMs
 
@@ -53,11 +55,17 @@ Options:
   VXLAN_PORT          (env) UDP port of the vxlan tunnel type (default 4789)
   VXLAN_MIN_ID        (env) the first VNI of the vxlan tunnel type (default 555000)
   --backend B         auto | userspace | kernel (env WG_BACKEND, default auto)
+  WG_LOCK_WAIT_MS     (env) working directly, how long to wait for the state folder's lock held
+                      by another wgctl or a sidecar before failing with its pid (default 30000)
   --log-level L       pino level for the JSON logs on stderr (env LOG_LEVEL, default warn)
+  --version           print the version (${VERSION})
   -h, --help          this text
 
 Exit codes: 0 success, 1 failure, 2 bad input.
 `;
+
+/** How long a direct command waits for another one (or a sidecar) to leave the state folder. */
+const LOCK_WAIT_MS = 30_000;
 
 function intFlag(value: string | undefined, env: string, field: string, min: number, max: number): number | undefined {
   const text = value ?? process.env[env];
@@ -87,8 +95,11 @@ async function readConfig(path: string): Promise<unknown> {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
-  } catch (e) {
-    throw new PeerpodError('EINVAL', `--config ${path} is not valid JSON: ${(e as Error).message}`, { field: 'config' });
+  } catch {
+    // Not V8's message: it quotes the text around the fault, and this text holds a private key.
+    const fault = findJsonSyntaxFault(text);
+    const where = fault === undefined ? '' : `: line ${fault.line} column ${fault.column}: ${fault.problem}`;
+    throw new PeerpodError('EINVAL', `--config ${path} is not valid JSON${where}`, { field: 'config' });
   }
   // Accept either the pod-network object itself or a whole apf.json around it.
   if (typeof doc === 'object' && doc !== null && 'pod-network' in doc) return (doc as Record<string, unknown>)['pod-network'];
@@ -124,7 +135,7 @@ async function sidecarUp(socket: string): Promise<string | null> {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
     options: {
@@ -144,8 +155,13 @@ async function main(argv: string[]): Promise<void> {
       socket: { type: 'string' },
       direct: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean' },
     },
   });
+  if (values.version === true) {
+    process.stdout.write(versionLine('wgctl'));
+    return;
+  }
   const [verb] = positionals;
   if (values.help === true || verb === undefined || verb === 'help') {
     process.stdout.write(HELP);
@@ -181,6 +197,12 @@ async function main(argv: string[]): Promise<void> {
   if (verb !== 'status' && sidecar === null && values.direct !== true && existsSync(socket)) {
     process.stderr.write(`note: ${socket} exists but the sidecar does not answer; working directly\n`);
   }
+  // Working directly: one process at a time on the state folder (src/state/lock.ts).
+  if (verb !== 'status' && sidecar === null) {
+    const waitMs = intFlag(undefined, 'WG_LOCK_WAIT_MS', 'WG_LOCK_WAIT_MS', 0, 3_600_000) ?? LOCK_WAIT_MS;
+    const lock = await StateLock.acquire(store.dir, { command: `wgctl ${verb}`, waitMs });
+    process.once('exit', () => lock.releaseSync());
+  }
   const ask = async (method: string, path: string, body?: unknown): Promise<unknown> => unwrap(await callSidecar(socket, method, path, body));
 
   if (verb === 'inspect') {
@@ -195,7 +217,8 @@ async function main(argv: string[]): Promise<void> {
       json = podNetworkToJson(await workerDriver(registry, type ?? 'wireguard', 'tunnel-type').inspect(netns));
     }
     const text = JSON.stringify(json, null, 2) + '\n';
-    if (values.output !== undefined) await writeFile(values.output, text, { mode: 0o600 });
+    // Atomic and 0600 even over an existing file: it holds the pod VM's private key.
+    if (values.output !== undefined) await writeAtomic(values.output, text, 0o600);
     else process.stdout.write(text);
     rt.log.info({ netns, op: 'inspect' }, 'inspected pod netns');
   } else if (verb === 'setup') {
@@ -211,7 +234,7 @@ async function main(argv: string[]): Promise<void> {
       }
     }
     const raw = await readConfig(required(values.config, 'config', 'the pod-network JSON from inspect'));
-    const pn = parsePodNetwork(raw);
+    const pn = parsePodNetwork(raw, { vmPrivateKey: 'optional' });
     let device: string;
     if (sidecar !== null) {
       device = ((await ask('POST', '/v1/setup', { netns, podVmIPs: ips, podNetwork: raw })) as { device: string }).device;
@@ -222,7 +245,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`tunnel ${device} set up in ${netns} to ${ips[0] ?? ''}\n`);
   } else if (verb === 'teardown') {
     const netns = required(values.netns, 'netns', 'the pod netns path');
-    const pn = values.config === undefined ? null : parsePodNetwork(await readConfig(values.config));
+    const pn = values.config === undefined ? null : parsePodNetwork(await readConfig(values.config), { vmPrivateKey: 'optional' });
     if (sidecar !== null) {
       await ask('POST', '/v1/teardown', { netns });
     } else {
@@ -244,6 +267,7 @@ async function main(argv: string[]): Promise<void> {
       if (values.direct !== true) process.stderr.write(`the sidecar is not running (nothing answers on ${socket}); reading the state folder directly\n`);
       const records = await store.list();
       rows = (await tunnelStatus(records, { backend: rt.backend, netns: rt.netns }, now)).map((r, i) => ({ pod: records[i]?.pod ?? '', ...r }));
+      rows.push(...problemRows(await store.problems()));
     }
     if (one !== undefined) {
       const row = rows.find((r) => r.pod === one || r.netns === one || r.device === one);

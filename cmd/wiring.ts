@@ -1,5 +1,6 @@
 // The composition root shared by the entry points: the only place that builds real dependencies
 // (processes, the WireGuard backend, namespaces, the state folder) from flags and environment.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { PeerpodError, describeError, isPeerpodError } from '../src/errors.js';
 import { realExec } from '../src/exec.js';
@@ -65,6 +66,18 @@ export function chooseBackend(choice: BackendChoice, opts: { runDir: string; sid
   return userspace();
 }
 
+/** parseArgs (strict by default), with its complaints (unknown option, missing value) as EINVAL: exit code 2. */
+export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config); // strict unless the config says otherwise
+  } catch (e) {
+    if (e instanceof TypeError && String((e as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS')) {
+      throw new PeerpodError('EINVAL', `${e.message}; see --help`, { op: 'arguments' });
+    }
+    throw e;
+  }
+}
+
 /** Print an error for a person and exit: 2 for bad input, 1 for everything else. */
 export function fail(e: unknown): never {
   process.stderr.write(`error: ${describeError(e)}\n`);
@@ -78,6 +91,8 @@ export interface WorkerOptions {
   maxMtu?: number;
   vxlanPort?: number;
   vxlanMinId?: number;
+  /** Where VXLAN looks for pod netns when choosing a VNI (default /run/netns); null: records only. */
+  vxlanNetnsDir?: string | null;
   onStep?: (step: SetupStep) => void;
 }
 
@@ -89,7 +104,9 @@ export interface Worker {
 
 /** The worker side's drivers and state, shared by wgctl (direct mode) and the sidecar. */
 export function makeWorker(rt: Runtime, o: WorkerOptions): Worker {
-  const store = new FilePodStore(o.stateDir);
+  const store = new FilePodStore(o.stateDir, {
+    onProblem: (p) => rt.log.error({ pod: p.id, file: p.file, problem: p.problem }, 'a pod record could not be used'),
+  });
   const wireguard = new WireguardWorkerDriver(
     { backend: rt.backend, netns: rt.netns, store, ...(o.onStep ? { onStep: o.onStep } : {}) },
     {
@@ -104,7 +121,11 @@ export function makeWorker(rt: Runtime, o: WorkerOptions): Worker {
       worker: () =>
         new VxlanWorkerDriver(
           { netns: rt.netns, store },
-          { ...(o.vxlanPort === undefined ? {} : { port: o.vxlanPort }), ...(o.vxlanMinId === undefined ? {} : { minId: o.vxlanMinId }) },
+          {
+            ...(o.vxlanPort === undefined ? {} : { port: o.vxlanPort }),
+            ...(o.vxlanMinId === undefined ? {} : { minId: o.vxlanMinId }),
+            ...(o.vxlanNetnsDir === undefined ? {} : { netnsDir: o.vxlanNetnsDir }),
+          },
         ),
     },
   };

@@ -3,7 +3,7 @@
 // changes in one process) and run inside the namespace with nsenter. Every failure names the
 // operation, the netns and the interface. Why iproute2 and not in-process netlink: see
 // docs/decisions.md. What to change is decided by callers; this layer only reads and applies.
-import { PeerpodError } from '../errors.js';
+import { PeerpodError, isPeerpodError } from '../errors.js';
 import type { Exec } from '../exec.js';
 
 export interface Link {
@@ -56,6 +56,9 @@ export interface Neighbour {
   state?: string[];
 }
 
+/** What nsenter prints when the netns file is not there (util-linux, C locale). */
+const NETNS_ABSENT = /cannot open \S.*: No such file or directory/;
+
 /** A network namespace addressed by path; `null` is the namespace of this process. */
 export class Netns {
   readonly path: string | null;
@@ -107,13 +110,21 @@ export class Netns {
     await this.run(['ip', '-batch', '-'], op, iface, script);
   }
 
+  /**
+   * True when the netns can be entered, false only when its file is confirmed absent (nsenter
+   * says "cannot open …: No such file or directory"). Anything else (a timeout, a missing nsenter,
+   * a file that is not a netns yet) is "could not check": PeerpodError ENETNS, never false,
+   * because callers remove a pod's tunnel when its netns is gone.
+   */
   async exists(): Promise<boolean> {
     if (this.path === null) return true;
     try {
-      await this.#exec(this.wrap(['true']), { timeoutMs: 5_000 });
+      // LC_ALL=C: the message that proves absence must not be translated.
+      await this.#exec(this.wrap(['true']), { timeoutMs: 5_000, env: { ...process.env, LC_ALL: 'C' } });
       return true;
-    } catch {
-      return false;
+    } catch (e) {
+      if (isPeerpodError(e, 'EEXEC') && e.context.exitCode !== undefined && NETNS_ABSENT.test(e.message)) return false;
+      throw new PeerpodError('ENETNS', `cannot tell whether netns ${this.path} exists`, { op: 'netns-exists', netns: this.path }, e);
     }
   }
 
@@ -171,7 +182,11 @@ export class Netns {
 
   async routes(opts: { family?: 4 | 6; table?: string } = {}): Promise<Route[]> {
     const args = [`-${opts.family ?? 4}`, 'route', 'show', 'table', opts.table ?? 'main'];
-    const raw = await this.ipJson<Route & { prefsrc?: string }>(args, 'list routes');
+    const raw = await this.ipJson<Route & { prefsrc?: string }>(args, 'list routes').catch((e: unknown) => {
+      // A table nothing was ever added to does not exist yet (iproute2 6.x says so): no routes.
+      if (isPeerpodError(e, 'ENETNS') && /FIB table does not exist/.test(e.message)) return [];
+      throw e;
+    });
     return raw.map((r) => {
       const route: Route = { dst: r.dst };
       if (r.gateway !== undefined) route.gateway = r.gateway;

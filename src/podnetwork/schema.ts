@@ -54,6 +54,11 @@ export interface PodNetworkReadOptions {
    * unknown tunnel type, with this list as the valid ones.
    */
   readonly tunnelTypes?: readonly TunnelType[];
+  /**
+   * Whether wireguard.private-key must be there (default). The worker's setup needs only the VM's
+   * public key, which it recorded at inspect, so its callers need not pass the private key around.
+   */
+  readonly vmPrivateKey?: 'required' | 'optional';
 }
 
 /** Seconds; what the worker side uses too, and the usual value for a peer behind NAT. */
@@ -190,7 +195,7 @@ function readPodNetwork(s: JsonSection, options: PodNetworkReadOptions): PodNetw
   const index = s.optional('index', podIndex) ?? 0;
   const dedicated = s.optional('dedicated', boolean) ?? false;
   const externalNetViaPodVm = s.optional('external-net-via-pod-vm', boolean) ?? false;
-  const tunnel = readTunnel(s, type, workerNodeIp);
+  const tunnel = readTunnel(s, type, workerNodeIp, options.vmPrivateKey);
 
   if (!podIp || !interfaceName || !routes || !neighbors || mtu === undefined || !tunnel) return undefined;
   return {
@@ -217,6 +222,7 @@ function readTunnel(
   s: JsonSection,
   type: TunnelType | undefined,
   workerNodeIp: IpPrefix | undefined,
+  vmPrivateKey: 'required' | 'optional' = 'required',
 ): TunnelOptions | undefined {
   // Go omits a zero VXLAN port or ID, and treats an explicit 0 the same.
   const vxlanPort = s.optional('vxlan-port', port, [0]);
@@ -253,13 +259,14 @@ function readTunnel(
 
   // With an unknown or missing tunnel type, the section is still checked, so every problem shows at once.
   const section = hasWireguard ? s.section('wireguard', WIREGUARD_EXPECTED) : undefined;
-  const wireguard = section && readWireguard(section);
+  const wireguard = section && readWireguard(section, vmPrivateKey);
   return type === 'wireguard' ? wireguard : undefined;
 }
 
-function readWireguard(s: JsonSection): WireguardTunnel | undefined {
+function readWireguard(s: JsonSection, vmPrivateKey: 'required' | 'optional'): WireguardTunnel | undefined {
   s.rejectUnknown(WIREGUARD_FIELDS);
-  const privateKey = s.required('private-key', secretKey('private key'));
+  const privateKey =
+    vmPrivateKey === 'required' ? s.required('private-key', secretKey('private key')) : s.optional('private-key', secretKey('private key'), ['']);
   const peerPublicKey = s.required('peer-public-key', publicKey);
   // Go writes an unset string as "" (unless omitempty), so "" means no preshared key.
   const presharedKey = s.optional('preshared-key', secretKey('preshared key'), ['']);
@@ -275,10 +282,10 @@ function readWireguard(s: JsonSection): WireguardTunnel | undefined {
     );
     return undefined;
   }
-  if (!privateKey || !peerPublicKey || listenPort === undefined || mtu === undefined) return undefined;
+  if ((vmPrivateKey === 'required' && !privateKey) || !peerPublicKey || listenPort === undefined || mtu === undefined) return undefined;
   return {
     type: 'wireguard',
-    privateKey,
+    ...(privateKey !== undefined && { privateKey }),
     peerPublicKey,
     ...(presharedKey !== undefined && { presharedKey }),
     listenPort,
@@ -374,7 +381,7 @@ function routeToJson(r: PodRoute): Record<string, unknown> {
 /** Our section as it goes into pod-network. Reveals the pod VM's keys: only for apf.json. */
 export function wireguardToJson(t: WireguardTunnel): Record<string, unknown> {
   return {
-    'private-key': t.privateKey.reveal(),
+    ...(t.privateKey !== undefined && { 'private-key': t.privateKey.reveal() }),
     'peer-public-key': t.peerPublicKey.toBase64(),
     ...(t.presharedKey !== undefined && { 'preshared-key': t.presharedKey.reveal() }),
     'listen-port': t.listenPort,

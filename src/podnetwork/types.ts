@@ -87,8 +87,11 @@ export interface VxlanTunnel {
 
 export interface WireguardTunnel {
   readonly type: 'wireguard';
-  /** The pod VM's own private key. The worker generated it, since the channel is one-way. */
-  readonly privateKey: SecretKey;
+  /**
+   * The pod VM's own private key. The worker generated it, since the channel is one-way. Absent
+   * only where a reader allowed it (the worker's setup, which has the public key from inspect).
+   */
+  readonly privateKey?: SecretKey;
   /** The worker's public key: the one peer of the pod VM. */
   readonly peerPublicKey: PublicKey;
   readonly presharedKey?: SecretKey;

@@ -175,7 +175,7 @@ async function answer(deps: ApiDeps, full: boolean, method: string, rawUrl: stri
     const b = await body();
     const netns = netnsOf(b);
     const podVmIPs = podVmIPsOf(b);
-    const podNetwork = parsePodNetwork(field(b, 'podNetwork'));
+    const podNetwork = parsePodNetwork(field(b, 'podNetwork'), { vmPrivateKey: 'optional' });
     const rec = await service.setup({ netns, podVmIPs, podNetwork });
     return ok({ netns: rec.netns, device: rec.device, tunnelType: rec.tunnelType, phase: rec.phase });
   }

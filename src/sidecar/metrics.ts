@@ -7,7 +7,7 @@ import type { ServiceCounters } from './service.js';
 import type { TunnelStatus } from '../tunnel/status.js';
 import type { Device } from '../wireguard/config.js';
 
-const STATES = ['connecting', 'up', 'stale', 'down'] as const;
+const STATES = ['connecting', 'up', 'stale', 'down', 'unreachable', 'gone'] as const;
 const BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 function esc(v: string): string {
@@ -25,6 +25,8 @@ export function renderMetrics(
   cloudPortRule?: CloudPortStatus,
 ): string {
   const out: string[] = [];
+  const corrupt = rows.filter((r) => r.state === 'corrupt').length;
+  rows = rows.filter((r) => r.state !== 'corrupt');
   const series = (name: string, help: string, type: string, lines: string[]): void => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
   };
@@ -48,6 +50,9 @@ export function renderMetrics(
     ),
   );
   series('peerpod_wg_tunnels', 'Tunnels this worker keeps', 'gauge', [`peerpod_wg_tunnels ${rows.length}`]);
+  series('peerpod_wg_corrupt_records', 'Pod records that could not be read (moved aside; see /v1/status)', 'gauge', [
+    `peerpod_wg_corrupt_records ${corrupt}`,
+  ]);
   const counts = BUCKETS.map((b) => counters.setupSeconds.filter((s) => s <= b).length);
   const sum = counters.setupSeconds.reduce((a, b) => a + b, 0);
   series('peerpod_wg_setup_duration_seconds', 'Time a setup call took', 'histogram', [
@@ -58,6 +63,9 @@ export function renderMetrics(
   ]);
   series('peerpod_wg_handshake_nudges_total', 'Fresh handshakes started by the health loop', 'counter', [`peerpod_wg_handshake_nudges_total ${counters.nudges}`]);
   series('peerpod_wg_idle_probes_total', 'Keepalives sent by the health loop to idle tunnels', 'counter', [`peerpod_wg_idle_probes_total ${counters.probes}`]);
+  series('peerpod_wg_unreachable_total', 'Times a pod VM stopped answering (no handshake within 10 s of a probe after 20 s of silence)', 'counter', [
+    `peerpod_wg_unreachable_total ${counters.unreachable}`,
+  ]);
   series('peerpod_wg_heals_total', 'Tunnels re-created after their device or process died', 'counter', [`peerpod_wg_heals_total ${counters.heals}`]);
   if (cloudPortRule !== undefined) {
     const { provider, state } = cloudPortRule;

@@ -7,19 +7,25 @@
 //               the fast window after setup (the VM may be booting), then every 5 s
 //   up, idle    (no rx/tx for idleProbeMs)          → one keepalive, so a NAT rebinding heals
 //                                                     within about a second in both directions
-// Reconcile on start: records whose pod netns is gone are torn down; interrupted setups are
-// converged (or rolled back if that fails); working devices are adopted as they are (same
-// ifindex, learned endpoints untouched); wireguard-go devices of ours with no record are removed.
+//   nothing received for 20 s                       → a fresh handshake; none within 10 s: the
+//                                                     pod VM is unreachable (../tunnel/reachability.ts)
+// Reconcile on start: a pod whose netns is confirmed gone loses its data plane (its record and
+// keys stay, as "orphaned", until CAA's teardown); interrupted setups are converged (or rolled
+// back if that fails); working devices are adopted as they are (same ifindex, learned endpoints
+// untouched); wireguard-go devices of ours with no record are removed.
+// "Could not check" is never "gone": a netns or device that does not answer in time is left alone.
 // On stop the loops end and the tunnels stay: the data plane outlives the control plane.
 import type { Logger } from 'pino';
-import { PeerpodError, describeError } from '../errors.js';
+import { PeerpodError, describeError, isPeerpodError } from '../errors.js';
 import type { NetnsFactory } from '../netns/netns.js';
 import type { PodNetwork, TunnelType } from '../podnetwork/types.js';
 import { podIdOf, type PodRecord, type PodStore, type WireguardPodRecord } from '../state/store.js';
 import type { WorkerSetupRequest } from '../tunnel/driver.js';
 import { REJECT_AFTER_SECONDS } from '../tunnel/health.js';
+import { freshReach, reachStep, type ReachTrack } from '../tunnel/reachability.js';
 import { workerDriver, type TunnelRegistry } from '../tunnel/registry.js';
-import { tunnelStatus, type TunnelStatus } from '../tunnel/status.js';
+import { problemRows, tunnelStatus, type TunnelStatus } from '../tunnel/status.js';
+import { workerDeviceName } from '../tunnel/wireguard/names.js';
 import type { ConfigureRequest, WireguardWorkerDriver } from '../tunnel/wireguard/worker.js';
 import type { WireguardTunnel } from '../podnetwork/types.js';
 import type { WireGuardBackend } from '../wireguard/backend.js';
@@ -49,12 +55,15 @@ interface Track {
   probeAt: number;
   nudgeAt: number;
   healAt: number;
+  reach: ReachTrack;
 }
 
 export interface ServiceCounters {
   nudges: number;
   probes: number;
   heals: number;
+  /** Tunnels found unreachable (each time one became so). */
+  unreachable: number;
   setupSeconds: number[];
 }
 
@@ -68,10 +77,11 @@ export class TunnelService {
   readonly #d: TunnelServiceDeps;
   readonly #locks = new Map<string, Promise<unknown>>();
   readonly #tracks = new Map<string, Track>();
-  readonly counters: ServiceCounters = { nudges: 0, probes: 0, heals: 0, setupSeconds: [] };
+  readonly counters: ServiceCounters = { nudges: 0, probes: 0, heals: 0, unreachable: 0, setupSeconds: [] };
   #ready = false;
   #timer: NodeJS.Timeout | undefined;
   #ticking = false;
+  #tickRun: Promise<void> = Promise.resolve();
 
   constructor(deps: TunnelServiceDeps) {
     this.#d = deps;
@@ -146,15 +156,26 @@ export class TunnelService {
   async status(): Promise<(TunnelStatus & { pod: string })[]> {
     const records = await this.#d.store.list();
     const rows = await tunnelStatus(records, this.#d, Math.floor(this.now() / 1000));
-    return rows.map((r, i) => ({ pod: records[i]?.pod ?? '', ...r }));
+    // The device cannot tell that its peer stopped answering; the health loop can.
+    const unreachable = (i: number): boolean => this.#tracks.get(records[i]?.id ?? '')?.reach.unreachable === true;
+    const served = rows.map((r, i) => ({
+      pod: records[i]?.pod ?? '',
+      ...r,
+      ...(unreachable(i) && r.state !== 'down' ? { state: 'unreachable' as const } : {}),
+    }));
+    return [...served, ...problemRows(await this.#d.store.problems())];
   }
 
   private freshTrack(): Track {
     const t = this.now();
-    return { setupAt: t, rx: -1, tx: -1, activityAt: t, probeAt: 0, nudgeAt: 0, healAt: 0 };
+    return { setupAt: t, rx: -1, tx: -1, activityAt: t, probeAt: 0, nudgeAt: 0, healAt: 0, reach: freshReach(t) };
   }
 
-  /** Reconcile every pod we know, and remove our devices that no record explains. */
+  /**
+   * Reconcile every pod we know, and remove the devices that no record explains and that are ours:
+   * the backend made them with this run folder (another sidecar's, a test's or a wgctl's with
+   * another run folder are not ours to remove).
+   */
   async reconcile(): Promise<void> {
     const records = await this.#d.store.list();
     for (const rec of records) {
@@ -164,8 +185,10 @@ export class TunnelService {
     }
     await this.prunePending();
     const known = new Set(records.map((r) => r.device));
+    // A pod whose record was moved aside keeps its tunnel: the record is lost, the pod may not be.
+    for (const p of await this.#d.store.problems()) known.add(workerDeviceName(p.id));
     for (const name of await this.#d.backend.devices().catch(() => [] as string[])) {
-      if (name.startsWith('pwg') && !known.has(name)) {
+      if (name.startsWith('pwg') && !known.has(name) && (await this.#d.backend.owns(name).catch(() => false))) {
         this.#d.log.warn({ device: name }, 'removing a device of ours that no pod record explains');
         await this.#d.backend.remove(name).catch((e: unknown) => this.#d.log.error({ device: name, err: describeError(e) }, 'remove failed'));
       }
@@ -186,14 +209,13 @@ export class TunnelService {
 
   private async reconcileOne(rec: PodRecord): Promise<void> {
     const log = { netns: rec.netns, pod: rec.pod, device: rec.device };
-    if (!(await this.#d.netns.at(rec.netns).exists())) {
-      this.#d.log.info(log, 'pod netns is gone: removing its tunnel');
-      await workerDriver(this.#d.registry, rec.tunnelType).teardown({ netns: rec.netns });
-      this.#tracks.delete(rec.id);
-      return;
-    }
     if (rec.phase === 'tearing-down') {
       await workerDriver(this.#d.registry, rec.tunnelType).teardown({ netns: rec.netns });
+      return;
+    }
+    if (rec.phase === 'orphaned') return;
+    if (!(await this.#d.netns.at(rec.netns).exists())) {
+      await this.orphan(rec);
       return;
     }
     if (rec.tunnelType !== 'wireguard' || rec.phase === 'inspected') return;
@@ -212,15 +234,42 @@ export class TunnelService {
     this.#tracks.set(rec.id, this.freshTrack());
   }
 
-  start(): void {
+  /**
+   * The pod netns is confirmed gone: remove the data plane, keep the record (phase orphaned) and
+   * the keys until an explicit teardown. VXLAN keeps no keys, so its pod is torn down whole.
+   */
+  private async orphan(rec: PodRecord): Promise<void> {
+    const log = { netns: rec.netns, pod: rec.pod, device: rec.device };
+    this.#tracks.delete(rec.id);
+    if (rec.tunnelType !== 'wireguard') {
+      this.#d.log.info(log, 'pod netns is gone: removing its tunnel');
+      await workerDriver(this.#d.registry, rec.tunnelType).teardown({ netns: rec.netns });
+      return;
+    }
+    this.#d.log.info(log, 'pod netns is gone: removing its device; the record and keys stay until teardown');
+    await this.#d.wireguard.rollBack(rec, 'orphaned');
+  }
+
+  /** Run the health loop until stop() or until `signal` (the daemon's one AbortSignal) aborts. */
+  start(signal?: AbortSignal): void {
+    if (signal?.aborted === true) return;
+    signal?.addEventListener('abort', () => this.stop(), { once: true });
     const loop = (): void => {
       this.#timer = setTimeout(() => {
-        void this.tick().finally(() => {
-          if (this.#timer !== undefined) loop();
-        });
+        this.#tickRun = this.tick()
+          .catch((e: unknown) => this.#d.log.error({ err: describeError(e) }, 'health tick failed'))
+          .finally(() => {
+            if (this.#timer !== undefined) loop();
+          });
       }, this.#d.tickMs);
     };
     loop();
+  }
+
+  /** Resolves when the health check under way (if any) and every verb in flight have finished. */
+  async idle(): Promise<void> {
+    await this.#tickRun;
+    await Promise.all([...this.#locks.values()]);
   }
 
   stop(): void {
@@ -252,14 +301,18 @@ export class TunnelService {
       this.#tracks.set(rec.id, track);
     }
     const log = { netns: rec.netns, pod: rec.pod, device: rec.device };
-    const dev = await this.#d.backend.device(rec.device).catch(() => null);
+    // Only a device confirmed absent (no socket, nobody listening) is down; a device that did not
+    // answer in time is busy, not gone, and the error ends this check.
+    const dev = await this.#d.backend.device(rec.device).catch((e: unknown) => {
+      if (isPeerpodError(e, 'ENOTFOUND')) return null;
+      throw e;
+    });
     // A live wireguard-go means a live TUN: the pod netns is looked at only when it is not.
     if (dev === null) {
       if (now - track.healAt < HEAL_EVERY_MS) return;
       track.healAt = now;
       if (!(await this.#d.netns.at(rec.netns).exists())) {
-        this.#d.log.info(log, 'pod netns is gone: removing its tunnel');
-        await this.#d.wireguard.teardown({ netns: rec.netns });
+        await this.orphan(rec);
         return;
       }
       this.counters.heals++;
@@ -271,6 +324,19 @@ export class TunnelService {
     const vmKey = PublicKey.fromBase64(rec.vmPublicKey);
     const peer = dev.peers.find((p) => p.publicKey.equals(vmKey));
     if (peer === undefined) throw new PeerpodError('ESTATE', 'the pod VM peer is missing from the device', { ...log, op: 'health' });
+    const reach = reachStep(track.reach, peer, now);
+    if (reach === 'probe') {
+      this.#d.log.debug(log, 'nothing received for 20 s: starting a fresh handshake to see whether the pod VM answers');
+      track.nudgeAt = now;
+      await this.#d.wireguard.nudgeHandshake(rec);
+      return;
+    }
+    if (reach === 'unreachable') {
+      this.counters.unreachable++;
+      this.#d.log.warn({ ...log, endpoint: peer.endpoint }, 'the pod VM does not answer: unreachable');
+    } else if (reach === 'reachable') {
+      this.#d.log.info(log, 'the pod VM answers again');
+    }
     const age = Math.floor(now / 1000) - peer.lastHandshakeSec;
     if (peer.lastHandshakeSec === 0 || age >= REJECT_AFTER_SECONDS) {
       const every = now - track.setupAt < this.#d.fastNudgeWindowMs ? FAST_NUDGE_MS : SLOW_NUDGE_MS;

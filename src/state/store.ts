@@ -1,17 +1,22 @@
 // Durable per-pod state of the worker side: one folder per pod under <state-dir>/pods/<id>/, with a
 // record (record.json) and the worker's private key (worker.key, mode 0600, never anywhere else).
 // Every write is atomic: temp file, fsync, rename, fsync of the folder. What the record means and
-// when it changes is the tunnel driver's business; this module only stores and loads.
+// when it changes is the tunnel driver's business; this module only stores and loads. A corrupt
+// record is moved aside by list(), never a reason to stop (record-check.ts).
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PeerpodError } from '../errors.js';
 import { SecretKey, type SecretKind } from '../wireguard/keys.js';
+import { CORRUPT_SUFFIX, corruptName, recordProblem, type StateProblem } from './record-check.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/peerpod-wireguard';
 
-/** Where a pod's setup stands (see the state diagram in src/tunnel/wireguard/worker.ts). */
-export type PodPhase = 'inspected' | 'setting-up' | 'ready' | 'tearing-down';
+/**
+ * Where a pod's setup stands (see the state diagram in src/tunnel/wireguard/worker.ts). orphaned:
+ * the pod netns is gone and so is the data plane; the record and keys wait for a teardown.
+ */
+export type PodPhase = 'inspected' | 'setting-up' | 'ready' | 'tearing-down' | 'orphaned';
 
 interface PodRecordBase {
   id: string;
@@ -79,7 +84,10 @@ export interface PodStore {
   readonly dir: string;
   read(id: string): Promise<PodRecord | null>;
   write(record: PodRecord): Promise<void>;
+  /** Every readable record; a corrupt one is moved aside and reported, never thrown. */
   list(): Promise<PodRecord[]>;
+  /** Records moved aside (in folders that have no record since) or unreadable at the last list(). */
+  problems(): Promise<StateProblem[]>;
   remove(id: string): Promise<void>;
   readKey(id: string, name: string, kind?: SecretKind): Promise<SecretKey | null>;
   writeKey(id: string, name: string, key: SecretKey): Promise<void>;
@@ -96,7 +104,8 @@ export interface PodStore {
   removePending(id: string): Promise<void>;
 }
 
-async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
+/** Write a whole file or nothing: temp file (mode set even if it existed), fsync, rename, folder fsync. */
+export async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   const fh = await open(tmp, 'w', mode);
   try {
@@ -126,8 +135,9 @@ async function readJsonFile<T>(path: string): Promise<T | null> {
   }
   try {
     return JSON.parse(text) as T;
-  } catch (e) {
-    throw new PeerpodError('ESTATE', `state file ${path} is not valid JSON`, { op: 'state-read' }, e);
+  } catch {
+    // Not the SyntaxError as cause: V8 quotes the text around the fault.
+    throw new PeerpodError('ESTATE', `state file ${path} is not valid JSON`, { op: 'state-read', corrupt: 1 });
   }
 }
 
@@ -141,10 +151,19 @@ async function idsIn(dir: string): Promise<string[]> {
   }
 }
 
+export interface FilePodStoreOptions {
+  /** Told about each record list() could not use (to log it). */
+  onProblem?: (p: StateProblem) => void;
+  now?: () => Date;
+}
+
 export class FilePodStore implements PodStore {
   readonly dir: string;
-  constructor(dir: string) {
+  readonly #opts: FilePodStoreOptions;
+  #unreadable: StateProblem[] = [];
+  constructor(dir: string, opts: FilePodStoreOptions = {}) {
     this.dir = dir;
+    this.#opts = opts;
   }
 
   private podDir(id: string): string {
@@ -164,7 +183,24 @@ export class FilePodStore implements PodStore {
   }
 
   async read(id: string): Promise<PodRecord | null> {
-    return readJsonFile<PodRecord>(join(this.podDir(id), 'record.json'));
+    const path = join(this.podDir(id), 'record.json');
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new PeerpodError('ESTATE', `cannot read ${path}`, { op: 'state-read' }, e);
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      // Not the SyntaxError as cause: V8 quotes the text around the fault.
+      throw new PeerpodError('ESTATE', `state file ${path} is not valid JSON`, { op: 'state-read', corrupt: 1 });
+    }
+    const problem = recordProblem(value, id);
+    if (problem !== null) throw new PeerpodError('ESTATE', `state file ${path} is not a pod record: ${problem}`, { op: 'state-read', corrupt: 1 });
+    return value as PodRecord;
   }
 
   async write(record: PodRecord): Promise<void> {
@@ -174,9 +210,45 @@ export class FilePodStore implements PodStore {
 
   async list(): Promise<PodRecord[]> {
     const out: PodRecord[] = [];
+    const unreadable: StateProblem[] = [];
     for (const id of await idsIn(join(this.dir, 'pods'))) {
-      const r = await this.read(id);
-      if (r !== null) out.push(r);
+      try {
+        const r = await this.read(id);
+        if (r !== null) out.push(r);
+      } catch (e) {
+        const p = await this.putAside(id, e);
+        if (p === null) continue; // someone else moved it aside or rewrote it meanwhile
+        if (!p.file.includes(CORRUPT_SUFFIX)) unreadable.push(p);
+        this.#opts.onProblem?.(p);
+      }
+    }
+    this.#unreadable = unreadable;
+    return out;
+  }
+
+  /** Move a corrupt record aside, keeping the keys; an unreadable one stays where it is. */
+  private async putAside(id: string, e: unknown): Promise<StateProblem | null> {
+    const from = join(this.podDir(id), 'record.json');
+    const message = e instanceof Error ? e.message.replace(`state file ${from} `, '') : String(e);
+    if (!(e instanceof PeerpodError && e.context['corrupt'] === 1)) return { id, file: from, problem: message };
+    const to = join(this.podDir(id), corruptName(this.#opts.now?.() ?? new Date()));
+    try {
+      await rename(from, to);
+    } catch (r) {
+      if ((r as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      return { id, file: from, problem: `${message}; cannot move it aside: ${(r as Error).message}` };
+    }
+    return { id, file: to, problem: `${message}; moved aside, the keys are kept` };
+  }
+
+  async problems(): Promise<StateProblem[]> {
+    const out: StateProblem[] = [...this.#unreadable];
+    for (const id of await idsIn(join(this.dir, 'pods')).catch(() => [] as string[])) {
+      const files = await readdir(this.podDir(id)).catch(() => [] as string[]);
+      if (files.includes('record.json')) continue; // inspected again since: served, not a problem
+      for (const f of files.filter((n) => n.startsWith(`record.json${CORRUPT_SUFFIX}`)).sort()) {
+        out.push({ id, file: join(this.podDir(id), f), problem: 'a corrupt record moved aside; the keys are kept until teardown' });
+      }
     }
     return out;
   }

@@ -4,7 +4,12 @@
 // renewed every 120 s (REKEY_AFTER_TIME), so an up tunnel is never older than about 2.5 min.
 import type { Peer } from '../wireguard/config.js';
 
-export type TunnelState = 'connecting' | 'up' | 'stale' | 'down';
+/**
+ * What status shows: the four from the device, unreachable (the sidecar's health loop got no
+ * answer from the pod VM; see reachability.ts), gone (the pod netns is gone, the keys wait for
+ * teardown) and corrupt (a record that could not be read; see PodStore.problems).
+ */
+export type TunnelState = 'connecting' | 'up' | 'stale' | 'down' | 'unreachable' | 'gone' | 'corrupt';
 
 export const REJECT_AFTER_SECONDS = 180;
 

@@ -41,9 +41,10 @@ export interface PodInterface {
 
 export async function inspectPodNetns(ns: Netns): Promise<PodInterface> {
   if (!(await ns.exists())) {
-    throw new PeerpodError('ENOTFOUND', `pod netns ${ns.label} does not exist or cannot be entered`, {
+    throw new PeerpodError('ENOTFOUND', `pod netns ${ns.label} does not exist`, {
       op: 'inspect',
       netns: ns.label,
+      field: 'netns',
     });
   }
   const routes = await ns.routes({ family: 4 });

@@ -1,6 +1,7 @@
 // One status row per tunnel of this worker, from the durable records and what the data plane
 // reports now. Never carries key material: the rows are printed and served as they are.
 import type { NetnsFactory } from '../netns/netns.js';
+import type { StateProblem } from '../state/record-check.js';
 import type { PodRecord } from '../state/store.js';
 import type { WireGuardBackend } from '../wireguard/backend.js';
 import { PublicKey } from '../wireguard/keys.js';
@@ -19,6 +20,8 @@ export interface TunnelStatus {
   keepalive: number;
   phase: string;
   state: TunnelState;
+  /** For a state `corrupt` row: the file and what is wrong with it. */
+  problem?: string;
 }
 
 export async function tunnelStatus(
@@ -40,7 +43,7 @@ export async function tunnelStatus(
         rxBytes: peer?.rxBytes ?? 0,
         txBytes: peer?.txBytes ?? 0,
         keepalive: peer?.persistentKeepalive ?? r.keepalive,
-        state: tunnelState(peer, nowSec),
+        state: r.phase === 'orphaned' ? 'gone' : tunnelState(peer, nowSec),
       });
     } else {
       // VXLAN has no handshake: the link in the pod netns is all there is to see.
@@ -60,6 +63,24 @@ export async function tunnelStatus(
   return rows;
 }
 
+/** One row, state `corrupt`, per record the store could not use: status names them all. */
+export function problemRows(problems: readonly StateProblem[]): (TunnelStatus & { pod: string })[] {
+  return problems.map((p) => ({
+    pod: '',
+    netns: '',
+    tunnelType: '',
+    device: '',
+    endpoint: null,
+    latestHandshake: 0,
+    rxBytes: 0,
+    txBytes: 0,
+    keepalive: 0,
+    phase: 'corrupt',
+    state: 'corrupt',
+    problem: `${p.file}: ${p.problem}`,
+  }));
+}
+
 function age(sec: number, now: number): string {
   if (sec === 0) return 'never';
   const d = Math.max(0, now - sec);
@@ -70,7 +91,7 @@ function age(sec: number, now: number): string {
 export function formatStatusTable(rows: readonly (TunnelStatus & { pod?: string })[], nowSec: number): string {
   const table = [['POD', 'NETNS', 'DEVICE', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'KEEPALIVE', 'STATE']];
   for (const r of rows) {
-    table.push([r.pod || '-', r.netns, r.device, r.endpoint ?? '-', age(r.latestHandshake, nowSec), String(r.rxBytes),
+    table.push([r.pod || '-', r.netns || '-', r.device || '-', r.endpoint ?? '-', age(r.latestHandshake, nowSec), String(r.rxBytes),
       String(r.txBytes), r.keepalive === 0 ? 'off' : `${r.keepalive}s`, r.state]);
   }
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
@@ -91,6 +112,7 @@ export function formatStatusDetail(r: TunnelStatus & { pod?: string }, nowSec: n
     ['received', `${r.rxBytes} B`],
     ['sent', `${r.txBytes} B`],
     ['keepalive', r.keepalive === 0 ? 'off' : `${r.keepalive}s`],
+    ...(r.problem === undefined ? [] : [['problem', r.problem] as [string, string]]),
   ];
   return lines.map(([k, v]) => `${(k + ':').padEnd(18)}${v}`).join('\n') + '\n';
 }

@@ -25,6 +25,13 @@ export interface WireGuardBackend {
   device(name: string): Promise<Device>;
   /** Apply a change (absent fields are left as they are). */
   configure(name: string, config: DeviceConfig): Promise<void>;
+  /**
+   * Whether this backend instance made device `name`: its traces (the pid file of a live daemon)
+   * are in this backend's own run folder. Start-up garbage collection removes only such devices,
+   * never one that another sidecar, a test or `wgctl --direct --run-dir …` made. A backend with no
+   * such traces (kernel) owns nothing.
+   */
+  owns(name: string): Promise<boolean>;
   /** Remove the device wherever it now lives, with its process and socket. Already gone is success. */
   remove(name: string): Promise<void>;
   /** Release held resources (sockets). The devices stay. */

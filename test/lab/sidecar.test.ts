@@ -1,6 +1,7 @@
 // The sidecar in a real lab of 51 peer pods, each with its own pod VM behind one NAT router that
 // picks random ports: concurrent setups, restarts without a lost packet, healing, nudging, NAT
-// rebinding, garbage collection, a strict API, and no key anywhere it should not be.
+// rebinding, a pod VM that stops answering, garbage collection, a strict API, and no key anywhere
+// it should not be.
 //
 //   client pod ─ br0 ─ worker host (sidecar + 51 wireguard-go) ══ NAT (random ports) ══ 51 pod VMs
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
@@ -261,7 +262,32 @@ describeLab('sidecar (lab, 51 pods)', () => {
     expect(pingReceived(r.stdout).received).toBe(2);
   }, AGENT_DELAY_MS + 60_000);
 
-  it('stops on SIGTERM leaving tunnels up, and after a restart removes a pod whose netns vanished meanwhile', async () => {
+  it('finds a pod VM that stops answering unreachable within 35 s, and up again once it is back', async () => {
+    const f = flows[3]!;
+    const rowOf = async () => (await status()).find((r) => r.netns === lab.path(f.slot.pod))!;
+    expect((await rowOf()).state).toBe('up');
+    await f.agentTeardown();
+    const gone = Date.now();
+    let state = '';
+    while (Date.now() - gone < 40_000) {
+      state = (await rowOf()).state;
+      if (state === 'unreachable') break;
+      await sleep(500);
+    }
+    console.log(`pod VM gone: unreachable after ${Date.now() - gone} ms`);
+    expect(state).toBe('unreachable');
+    expect(Date.now() - gone).toBeLessThan(35_000);
+    expect((await api('GET', '/metrics')).body as string).toMatch(/^peerpod_wg_unreachable_total [1-9]\d*$/m);
+    await f.agentSetup();
+    const back = Date.now();
+    while (Date.now() - back < 10_000 && (await rowOf()).state !== 'up') await sleep(200);
+    console.log(`pod VM back: up after ${Date.now() - back} ms`);
+    expect((await rowOf()).state).toBe('up');
+    const r = await lab.exec(lab.ns.client, ['ping', '-c', '2', '-i', '0.2', '-W', '2', f.slot.podIP], { okCodes: [0, 1] });
+    expect(pingReceived(r.stdout).received).toBe(2);
+  }, 60_000);
+
+  it('stops on SIGTERM leaving tunnels up, and after a restart removes the tunnel of a pod whose netns vanished meanwhile, keeping its keys until teardown', async () => {
     const gone = flows[21]!;
     const goneRow = (await status()).find((r) => r.netns === lab.path(gone.slot.pod))!;
     await stopSidecar('SIGTERM');
@@ -275,12 +301,17 @@ describeLab('sidecar (lab, 51 pods)', () => {
       const rows = await status();
       const procs = (await realExec(['ps', '-eo', 'args='])).stdout.split('\n').filter((l) => l.startsWith('wireguard-go') && l.includes(goneRow.device));
       const sock = await stat(`/var/run/wireguard/${goneRow.device}.sock`).then(() => ['socket'], () => []);
-      left = [...rows.filter((x) => x.device === goneRow.device).map(() => 'state'), ...procs, ...sock];
+      left = [...rows.filter((x) => x.device === goneRow.device && x.state !== 'gone').map(() => 'state'), ...procs, ...sock];
       if (left.length === 0) break;
       await sleep(200);
     }
     expect(left).toEqual([]);
     expect(await stat(join(dir, 'run', `${goneRow.device}.pid`)).then(() => 'pid file', () => 'none')).toBe('none');
+    // The keys go only with CAA's teardown.
+    const podDir = join(dir, 'state', 'pods', goneRow.device.slice('pwg'.length));
+    expect((await readdir(podDir)).sort()).toEqual(['psk.key', 'record.json', 'worker.key']);
+    expect((await api('POST', '/v1/teardown', { netns: goneRow.netns })).status).toBe(200);
+    expect(await stat(podDir).then(() => 'folder', () => 'none')).toBe('none');
   }, 60_000);
 
   it('never shows a private or preshared key in a log line, API response, status output or state file', async () => {

@@ -97,7 +97,7 @@ describe('good documents', () => {
     expect([p.mtu, p.index, p.dedicated, p.externalNetViaPodVm]).toEqual([1450, 3, false, false]);
     const t = p.tunnel;
     if (t.type !== 'wireguard') throw new Error('expected a wireguard tunnel');
-    expect(t.privateKey.publicKey().toBase64()).toBe(VM_PUBLIC);
+    expect(t.privateKey?.publicKey().toBase64()).toBe(VM_PUBLIC);
     expect(t.peerPublicKey.equals(PublicKey.fromBase64(WORKER_PUBLIC))).toBe(true);
     expect(t.presharedKey?.equals(SecretKey.fromBase64('preshared key', PRESHARED))).toBe(true);
     expect([t.listenPort, t.persistentKeepalive, t.mtu]).toEqual([51900, 25, 1420]);
@@ -236,6 +236,19 @@ describe('good documents', () => {
   it('takes only the tunnel types it is told it can set up', () => {
     const e = errorOf(() => parseApfDocument(vxlanDoc(), { tunnelTypes: ['wireguard'] }));
     expect(e.message).toBe('pod-network.tunnel-type: unknown tunnel type "vxlan": valid types are wireguard');
+  });
+
+  it("reads a wireguard section without the VM's private key only when told it is optional (the worker's setup)", () => {
+    const doc = wireguardDoc();
+    delete wg(doc)['private-key'];
+    expect(errorOf(() => parsePodNetwork(net(doc))).message).toMatch(/^pod-network\.wireguard\.private-key: missing/);
+    const p = parsePodNetwork(net(doc), { vmPrivateKey: 'optional' });
+    if (p.tunnel.type !== 'wireguard') throw new Error('expected a wireguard tunnel');
+    expect(p.tunnel.privateKey).toBeUndefined();
+    expect(p.tunnel.peerPublicKey.toBase64()).toBe(WORKER_PUBLIC);
+    expect((podNetworkToJson(p)['wireguard'] as Json)['private-key']).toBeUndefined();
+    wg(doc)['private-key'] = 'not-a-key';
+    expect(errorOf(() => parsePodNetwork(net(doc), { vmPrivateKey: 'optional' })).message).toMatch(/wireguard\.private-key/);
   });
 });
 

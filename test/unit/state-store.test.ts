@@ -70,6 +70,37 @@ describe('FilePodStore', () => {
     await expect(store.readKey(id, 'worker')).rejects.toThrow(/readable by others/);
   });
 
+  it('lists around a corrupt record: moves it aside, keeps its keys, reports it, and lists the others', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'pw-store-corrupt-'));
+    try {
+      const seen: string[] = [];
+      const store = new FilePodStore(own, { onProblem: (p) => seen.push(p.id), now: () => new Date(Date.UTC(2026, 0, 2, 3, 4, 5)) });
+      const good = record('/run/netns/good');
+      const bad = record('/run/netns/bad');
+      const odd = record('/run/netns/odd');
+      for (const r of [good, bad, odd]) await store.write(r);
+      await store.writeKey(bad.id, 'worker', generateKeyPair().privateKey);
+      await writeFile(join(own, 'pods', bad.id, 'record.json'), '{"id": "' + bad.id + '", "netns": tr');
+      await writeFile(join(own, 'pods', odd.id, 'record.json'), '[1, 2]');
+      expect((await store.list()).map((r) => r.netns)).toEqual(['/run/netns/good']);
+      expect(seen.sort()).toEqual([bad.id, odd.id].sort());
+      expect((await readdir(join(own, 'pods', bad.id))).sort()).toEqual(['record.json.corrupt-2026-01-02T03-04-05-000Z', 'worker.key']);
+      const problems = await store.problems();
+      expect(problems.map((p) => [p.id, p.file.slice(own.length)]).sort()).toEqual(
+        [
+          [bad.id, `/pods/${bad.id}/record.json.corrupt-2026-01-02T03-04-05-000Z`],
+          [odd.id, `/pods/${odd.id}/record.json.corrupt-2026-01-02T03-04-05-000Z`],
+        ].sort(),
+      );
+      // Listing again changes nothing; a new inspect (a new record) ends the report for that pod.
+      expect(await store.list()).toHaveLength(1);
+      await store.write(bad);
+      expect((await store.problems()).map((p) => p.id)).toEqual([odd.id]);
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+
   it('reports a corrupt record as ESTATE, and removal is idempotent', async () => {
     const store = new FilePodStore(dir);
     const id = podIdOf('/run/netns/c');

@@ -159,11 +159,11 @@ export class VxlanWorkerDriver implements WorkerTunnelDriver {
     const { store } = this.#d;
     const podNs = this.#d.netns.at(req.netns);
     if (!(await podNs.exists())) {
-      throw new PeerpodError('ENOTFOUND', `pod netns ${req.netns} does not exist`, ctx);
+      throw new PeerpodError('ENOTFOUND', `pod netns ${req.netns} does not exist`, { ...ctx, field: 'netns' });
     }
     const record = await store.read(id);
     if (record === null) {
-      throw new PeerpodError('ESTATE', `no tunnel state for pod netns ${req.netns}: run inspect for this pod first`, ctx);
+      throw new PeerpodError('ESTATE', `no tunnel state for pod netns ${req.netns}: run inspect for this pod first`, { ...ctx, field: 'netns' });
     }
     if (record.tunnelType !== 'vxlan') {
       throw new PeerpodError('ESTATE', `pod netns ${req.netns} was inspected for tunnel type ${record.tunnelType}, not vxlan`, ctx);

@@ -9,6 +9,7 @@ import type { WireGuardBackend } from '../../wireguard/backend.js';
 import type { DeviceConfig, PeerConfig } from '../../wireguard/config.js';
 import { formatIpPrefix } from '../../podnetwork/ip.js';
 import type { WireguardTunnel } from '../../podnetwork/types.js';
+import type { SecretKey } from '../../wireguard/keys.js';
 import type { PodVmSetupRequest, PodVmSetupResult, PodVmTunnelDriver } from '../driver.js';
 import { podVmDeviceName } from './names.js';
 import { WIREGUARD_OVERHEAD, sameSecret, wireguardOf } from './worker.js';
@@ -34,6 +35,14 @@ export class WireguardPodVmDriver implements PodVmTunnelDriver {
     const { backend } = this.#d;
     const pn = req.podNetwork;
     const wireguard = wireguardOf(pn, req.podNetns);
+    const privateKey = wireguard.privateKey;
+    if (privateKey === undefined) {
+      throw new PeerpodError('EINVAL', "pod-network.wireguard.private-key is missing: the pod VM's device needs its private key", {
+        op: 'podvm-setup',
+        netns: req.podNetns,
+        field: 'pod-network.wireguard.private-key',
+      });
+    }
     const iface = pn.interfaceName;
     const podNs = this.#d.netns.at(req.podNetns);
     const device = podVmDeviceName(wireguard.peerPublicKey);
@@ -64,7 +73,7 @@ export class WireguardPodVmDriver implements PodVmTunnelDriver {
     const mtu = Math.min(wireguard.mtu, pn.mtu, (await this.#d.netns.host().defaultRouteMtu()) - WIREGUARD_OVERHEAD);
     try {
       if (!adopted) await backend.create(device, { mtu });
-      await this.configureDevice(device, wireguard, pn.podIp.family);
+      await this.configureDevice(device, { ...wireguard, privateKey }, pn.podIp.family);
       if (!adopted) {
         await this.#d.netns
           .host()
@@ -98,7 +107,7 @@ export class WireguardPodVmDriver implements PodVmTunnelDriver {
     return { device, interface: iface, mtu, adopted };
   }
 
-  private async configureDevice(device: string, wg: WireguardTunnel, family: 4 | 6): Promise<void> {
+  private async configureDevice(device: string, wg: WireguardTunnel & { privateKey: SecretKey }, family: 4 | 6): Promise<void> {
     const { backend } = this.#d;
     const actual = await backend.device(device);
     const change: DeviceConfig = {};

@@ -5,6 +5,9 @@
 //
 // Packets for the pod IP that arrive on eth0 are forwarded into the WireGuard device instead of being
 // delivered locally, because our rule sits above the `local` table (moved from priority 0 to 100).
+// When the device is gone (its wireguard-go died, until the sidecar re-creates it), an unreachable
+// route behind it in the same table ends the lookup there, so the pod netns never answers for the
+// pod IP itself and clients get "host unreachable" instead.
 // The kernel answers ARP for the pod IP through a proxy entry on eth0, since the pod IP now routes
 // elsewhere. Forwarding through a real route makes the kernel enforce the tunnel MTU and send ICMP
 // "fragmentation needed"; TCP MSS clamping covers paths that drop that ICMP. Why B and not tc
@@ -17,6 +20,8 @@ import type { Netns } from '../../netns/netns.js';
 export const POD_ROUTE_TABLE = '2151';
 export const POD_RULE_PRIORITY = 90;
 export const LOCAL_RULE_PRIORITY = 100;
+/** Below the device's default route (metric 0), so it only counts when that route is gone. */
+export const FALLBACK_METRIC = 4096;
 
 export interface PodPlumbing {
   /** The WireGuard device, already inside the pod netns. */
@@ -51,6 +56,7 @@ export async function applyPodPlumbing(ns: Netns, p: PodPlumbing): Promise<void>
   const cmds: string[][] = [
     ['link', 'set', 'dev', p.device, 'up'],
     ['route', 'replace', 'default', 'dev', p.device, 'table', POD_ROUTE_TABLE],
+    ['route', 'replace', 'unreachable', 'default', 'metric', String(FALLBACK_METRIC), 'table', POD_ROUTE_TABLE],
     ['neighbour', 'replace', 'proxy', p.podIP, 'dev', p.podInterface],
   ];
   const rules = await ns.rules(4);

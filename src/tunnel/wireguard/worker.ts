@@ -6,6 +6,7 @@
 //                                         [inspected] ──setup──▶ [setting-up] ──ok──▶ [ready]
 //                                              ▲                      │ fail: roll back the network, keep the keys
 //                                              └──────────────────────┘
+//   any phase ──pod netns confirmed gone (sidecar)──▶ [orphaned]: no data plane, keys kept
 //   teardown (from any phase, or none): remove everything, then the state folder. Idempotent.
 //
 // inspect reads the pod netns, makes the pod's key pairs and a preshared key, keeps the worker's
@@ -86,12 +87,23 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
   }
 
   async inspect(netnsPath: string): Promise<PodNetwork> {
-    const ns = this.#d.netns.at(netnsPath);
-    const pod = await inspectPodNetns(ns);
     const id = podIdOf(netnsPath);
     const { store } = this.#d;
-    // Inspect twice for the same pod gives the same worker key, so a retried CreateVM stays valid
-    // with a tunnel that may already be set up.
+    // Inspect makes a new VM key pair: on a pod whose tunnel is set up, that would leave the
+    // device with the old VM key and the record with the new one. CAA inspects a new pod instead.
+    const previous = await store.read(id);
+    if (previous !== null && (previous.tunnelType !== this.type || previous.phase === 'ready' || previous.phase === 'setting-up')) {
+      const what = previous.tunnelType === this.type ? `a ${previous.phase === 'ready' ? 'ready' : 'half set-up'} tunnel` : `a ${previous.tunnelType} tunnel record`;
+      throw new PeerpodError('ESTATE', `pod netns ${netnsPath} already has ${what}: tear it down first`, {
+        op: 'inspect',
+        netns: netnsPath,
+        field: 'netns',
+      });
+    }
+    const ns = this.#d.netns.at(netnsPath);
+    const pod = await inspectPodNetns(ns);
+    // Inspect twice for the same pod (before its setup) gives the same worker key, so a retried
+    // CreateVM stays valid.
     let workerKey = await store.readKey(id, 'worker');
     if (workerKey === null) {
       workerKey = generateKeyPair().privateKey;
@@ -108,7 +120,6 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       persistentKeepalive: this.#keepalive,
       mtu,
     };
-    const previous = await store.read(id);
     await store.write({
       id,
       netns: netnsPath,
@@ -187,7 +198,8 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     const pendingId = pendingIdOf(wireguard.peerPublicKey.toBase64());
     const pending = await store.readPending(pendingId);
     if (pending === null) return null;
-    if (wireguard.privateKey.publicKey().toBase64() !== pending.vmPublicKey) {
+    // Without the VM's private key (setup needs only what inspect recorded), the pending key stands.
+    if (wireguard.privateKey !== undefined && wireguard.privateKey.publicKey().toBase64() !== pending.vmPublicKey) {
       throw new PeerpodError(
         'EINVAL',
         'pod-network.wireguard.private-key is not the pod VM key configured with this peer-public-key: the section was altered or mixed with another',
@@ -223,7 +235,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     const ctx = { op: 'setup', netns: req.netns };
     const podNs = this.#d.netns.at(req.netns);
     if (!(await podNs.exists())) {
-      throw new PeerpodError('ENOTFOUND', `pod netns ${req.netns} does not exist`, ctx);
+      throw new PeerpodError('ENOTFOUND', `pod netns ${req.netns} does not exist`, { ...ctx, field: 'netns' });
     }
     const record = await this.recordFor(req, wireguard);
     const workerKey = await store.readKey(id, 'worker');
@@ -232,7 +244,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
         'ESTATE',
         `no tunnel state for pod netns ${req.netns}, and no configured tunnel with this pod-network.wireguard.peer-public-key: ` +
           'run inspect (or CAA\'s Configure) for this pod first',
-        { ...ctx, field: 'pod-network.wireguard.peer-public-key' },
+        { ...ctx, field: 'netns' },
       );
     }
     if (record.tunnelType !== 'wireguard') {
@@ -254,7 +266,8 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       ...record,
       podIP,
       podInterface,
-      vmPublicKey: wireguard.privateKey.publicKey().toBase64(),
+      // The VM key CAA passes wins (it may come from an earlier inspect); without it, inspect's.
+      vmPublicKey: wireguard.privateKey?.publicKey().toBase64() ?? record.vmPublicKey,
       vmListenPort: wireguard.listenPort,
       keepalive: wireguard.persistentKeepalive,
       mtu: wireguard.mtu,
@@ -371,10 +384,13 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     }
   }
 
-  /** Roll back a setup that was interrupted (the record says setting-up) and keep the keys. */
-  async rollBack(record: WireguardPodRecord): Promise<void> {
+  /**
+   * Remove the pod's data plane and keep its record and keys: after a setup that was interrupted
+   * (back to inspected), or when the pod netns is gone (orphaned, until an explicit teardown).
+   */
+  async rollBack(record: WireguardPodRecord, phase: 'inspected' | 'orphaned' = 'inspected'): Promise<void> {
     await this.removeNetwork(record.device, record.netns, record.podIP, record.podInterface);
-    await this.#d.store.write({ ...record, phase: 'inspected', updatedAt: this.now() });
+    await this.#d.store.write({ ...record, phase, updatedAt: this.now() });
   }
 
   /** Bring the device's WireGuard config to what is wanted, touching only what differs. */

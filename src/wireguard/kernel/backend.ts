@@ -122,6 +122,11 @@ export class KernelBackend implements WireGuardBackend {
     }
   }
 
+  async owns(_name: string): Promise<boolean> {
+    // A kernel device leaves no trace of who made it: never garbage-collected by name.
+    return false;
+  }
+
   async close(): Promise<void> {
     this.#genl.close();
     this.#family = null;

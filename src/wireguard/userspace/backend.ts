@@ -50,6 +50,32 @@ const LOG_TAIL_CHARS = 2_000;
 const MIN_MTU = 68; // the IPv4 minimum; the kernel refuses less
 const MAX_MTU = 65_535;
 
+/** The most of a dead daemon's log that is kept. */
+export const KEPT_LOG_BYTES = 64 * 1024;
+
+/** Move `from` to `to`, keeping only its last KEPT_LOG_BYTES. */
+async function keepLogTail(from: string, to: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(from, 'r');
+  } catch {
+    return; // no log yet
+  }
+  try {
+    const { size } = await fh.stat();
+    if (size <= KEPT_LOG_BYTES) {
+      await rename(from, to);
+      return;
+    }
+    const tail = Buffer.alloc(KEPT_LOG_BYTES);
+    const { bytesRead } = await fh.read(tail, 0, KEPT_LOG_BYTES, size - KEPT_LOG_BYTES);
+    await writeFile(to, tail.subarray(0, bytesRead), { mode: 0o600 });
+    await rm(from, { force: true });
+  } finally {
+    await fh.close();
+  }
+}
+
 export class UserspaceBackend implements WireGuardBackend {
   readonly kind = 'userspace' as const;
   readonly runDir: string;
@@ -152,6 +178,13 @@ export class UserspaceBackend implements WireGuardBackend {
     }
     await rm(this.socketPath(name), { force: true });
     await rm(this.pidFile(name), { force: true });
+    // The logs explain a daemon that died; a device removed on purpose leaves none behind.
+    await rm(this.logFile(name), { force: true });
+    await rm(`${this.logFile(name)}.1`, { force: true });
+  }
+
+  async owns(name: string): Promise<boolean> {
+    return (await this.pidOf(name)) !== null;
   }
 
   async close(): Promise<void> {
@@ -202,9 +235,10 @@ export class UserspaceBackend implements WireGuardBackend {
   async #spawnDaemon(name: string): Promise<number> {
     await mkdir(this.runDir, { recursive: true, mode: 0o700 });
     const logPath = this.logFile(name);
-    // Keep one generation: the log of a daemon that died is what explains why it died.
-    await rename(logPath, `${logPath}.1`).catch(() => undefined);
-    const log = await open(logPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC, 0o600);
+    // Keep one generation, its tail at most: the log of a daemon that died explains why it died.
+    await keepLogTail(logPath, `${logPath}.1`);
+    // O_APPEND: the log can be truncated in place (logrotate's copytruncate) while the daemon runs.
+    const log = await open(logPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_APPEND, 0o600);
 
     // The one child process that does not go through src/exec.ts: exec is for short-lived commands
     // with a timeout, and this daemon must outlive the call (and our own process). It runs in its

@@ -1,0 +1,109 @@
+// Fakes for the unit tests of the sidecar: a WireGuard backend kept in memory whose faults a test
+// chooses, an Exec that plays nsenter for a set of pod netns (present, absent, or too slow to
+// answer) and refuses every other command, and a logger whose lines a test can read.
+import { pino, type Logger } from 'pino';
+import { PeerpodError } from '../../src/errors.js';
+import type { Exec } from '../../src/exec.js';
+import type { CreateOptions, WireGuardBackend } from '../../src/wireguard/backend.js';
+import type { Device, DeviceConfig } from '../../src/wireguard/config.js';
+
+export class ScriptedBackend implements WireGuardBackend {
+  readonly kind = 'userspace' as const;
+  readonly devicesByName = new Map<string, Device>();
+  readonly calls: string[] = [];
+  /** When set, device() fails with this error for every name. */
+  fault: (() => Error) | null = null;
+  /** Devices whose pid files live in our run folder. */
+  readonly ours = new Set<string>();
+
+  async create(name: string, _opts: CreateOptions): Promise<void> {
+    this.calls.push(`create ${name}`);
+    if (!this.devicesByName.has(name)) {
+      this.devicesByName.set(name, { name, privateKey: null, publicKey: null, listenPort: 0, firewallMark: 0, peers: [] });
+    }
+    this.ours.add(name);
+  }
+
+  async devices(): Promise<string[]> {
+    return [...this.devicesByName.keys()].sort();
+  }
+
+  async device(name: string): Promise<Device> {
+    this.calls.push(`device ${name}`);
+    if (this.fault !== null) throw this.fault();
+    const d = this.devicesByName.get(name);
+    if (d === undefined) throw new PeerpodError('ENOTFOUND', `no WireGuard device ${name} (ENOENT)`, { iface: name });
+    return d;
+  }
+
+  async configure(name: string, _config: DeviceConfig): Promise<void> {
+    this.calls.push(`configure ${name}`);
+    if (!this.devicesByName.has(name)) throw new PeerpodError('ENOTFOUND', `no WireGuard device ${name}`, { iface: name });
+  }
+
+  async remove(name: string): Promise<void> {
+    this.calls.push(`remove ${name}`);
+    this.devicesByName.delete(name);
+    this.ours.delete(name);
+  }
+
+  async owns(name: string): Promise<boolean> {
+    return this.ours.has(name);
+  }
+
+  async close(): Promise<void> {}
+}
+
+export type NetnsAnswer = 'present' | 'absent' | 'timeout';
+
+/** An Exec that only knows `nsenter --net=<path> -- true`, answering as `netns` says. */
+export function nsenterExec(netns: Map<string, NetnsAnswer>, calls: string[] = []): Exec {
+  return async (argv) => {
+    calls.push(argv.join(' '));
+    const m = /^nsenter --net=(\S+) -- true$/.exec(argv.join(' '));
+    const answer = m?.[1] === undefined ? undefined : (netns.get(m[1]) ?? 'absent');
+    const cmd = argv.join(' ');
+    if (answer === 'present') return { stdout: '', stderr: '', code: 0 };
+    if (answer === 'absent') {
+      throw new PeerpodError('EEXEC', `nsenter exited with code 1: nsenter: cannot open ${m?.[1] ?? ''}: No such file or directory`, {
+        op: 'exec',
+        cmd,
+        exitCode: 1,
+      });
+    }
+    if (answer === 'timeout') throw new PeerpodError('EEXEC', 'nsenter timed out', { op: 'exec', cmd });
+    throw new PeerpodError('EEXEC', `the fake exec does not run ${cmd}`, { op: 'exec', cmd });
+  };
+}
+
+/** A logger that keeps its JSON lines for the test to read. */
+export function capturingLogger(): { log: Logger; lines: () => Record<string, unknown>[] } {
+  const out: string[] = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => void out.push(s) });
+  return { log, lines: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
+/**
+ * An Exec that plays iproute2 for a worker whose pod netns each have an eth0 with one address and
+ * a default route, and no VXLAN link anywhere. Every answer comes after `delayMs`, so that calls
+ * made at once interleave as they would with real processes.
+ */
+export function podNetnsExec(delayMs = 5): Exec {
+  return async (argv) => {
+    await new Promise((r) => setTimeout(r, delayMs));
+    const inPod = argv[0] === 'nsenter';
+    const cmd = (inPod ? argv.slice(3) : argv).join(' ');
+    const json = (v: unknown) => ({ stdout: JSON.stringify(v), stderr: '', code: 0 });
+    if (cmd === 'true') return json('');
+    if (cmd === 'ip -details -json link show type vxlan') return json([]);
+    if (cmd === 'ip -json -4 route show table main') return json([{ dst: 'default', gateway: inPod ? '10.244.1.1' : '192.0.2.1', dev: 'eth0' }]);
+    if (cmd === 'ip -json -details link show') {
+      return json([{ ifindex: 2, ifname: 'eth0', mtu: 1500, address: '0a:58:0a:f4:01:02', operstate: 'UP', flags: ['UP'], link_type: 'ether' }]);
+    }
+    if (cmd === 'ip -json address show dev eth0') {
+      return json([{ ifname: 'eth0', addr_info: [{ family: 'inet', local: inPod ? '10.244.1.2' : '192.0.2.5', prefixlen: 24, scope: 'global' }] }]);
+    }
+    if (cmd === 'ip -json neighbour show') return json([]);
+    throw new PeerpodError('EEXEC', `the fake exec does not run ${argv.join(' ')}`, { op: 'exec' });
+  };
+}
