@@ -23,12 +23,13 @@ import { pendingIdOf, podIdOf } from '../../state/store.js';
 import type { WireGuardBackend } from '../../wireguard/backend.js';
 import type { DeviceConfig, PeerConfig } from '../../wireguard/config.js';
 import { generateKeyPair, generatePresharedKey, PublicKey, type SecretKey } from '../../wireguard/keys.js';
-import type { PodNetwork, WireguardTunnel } from '../../podnetwork/types.js';
+import { IPV6_MIN_MTU, type IpPrefix, type PodNetwork, type WireguardTunnel } from '../../podnetwork/types.js';
+import { parseIpAddress } from '../../podnetwork/ip.js';
 import { inspectPodNetns, toPodNetwork } from '../inspect-pod.js';
 import { workerDeviceName } from './names.js';
-import { applyPodPlumbing, removePodPlumbing } from './worker-plumbing.js';
+import { applyPodPlumbing, preparePodNetns, removePodPlumbing } from './worker-plumbing.js';
 
-/** IPv4 + UDP + WireGuard's own header and tag. 80 covers an IPv6 underlay too. */
+/** Outer IPv6 (40) + UDP (8) + WireGuard's header (16) and tag (16): an IPv4 underlay needs 20 less. */
 export const WIREGUARD_OVERHEAD = 80;
 export const DEFAULT_LISTEN_PORT = 51900;
 export const DEFAULT_KEEPALIVE = 25;
@@ -99,6 +100,15 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     }
     const vm = generateKeyPair();
     const mtu = Math.min(pod.mtu, this.#maxMtu, (await this.#d.netns.host().defaultRouteMtu()) - WIREGUARD_OVERHEAD);
+    const v6 = [pod.podIP, ...pod.extraAddresses.map((a) => a.address)].find((ip) => ip.includes(':'));
+    if (v6 !== undefined && mtu < IPV6_MIN_MTU) {
+      throw new PeerpodError(
+        'EINVAL',
+        `the tunnel MTU for pod netns ${netnsPath} would be ${mtu} (pod MTU ${pod.mtu}, underlay MTU − ${WIREGUARD_OVERHEAD}), ` +
+          `below ${IPV6_MIN_MTU}, IPv6's minimum, but the pod has the IPv6 address ${v6}: raise the underlay MTU or WG_MTU`,
+        { op: 'inspect', netns: netnsPath, field: 'mtu' },
+      );
+    }
     const wireguard: WireguardTunnel = {
       type: 'wireguard',
       privateKey: vm.privateKey,
@@ -107,6 +117,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       listenPort: this.#listenPort,
       persistentKeepalive: this.#keepalive,
       mtu,
+      ...(pod.extraAddresses.length > 0 && { extraPodIps: pod.extraAddresses }),
     };
     const previous = await store.read(id);
     await store.write({
@@ -116,6 +127,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       device: workerDeviceName(id),
       podIP: pod.podIP,
       podInterface: pod.interface,
+      ...extraPodIPsOf(wireguard),
       vmPublicKey: vm.publicKey.toBase64(),
       workerPublicKey: wireguard.peerPublicKey.toBase64(),
       vmListenPort: wireguard.listenPort,
@@ -202,6 +214,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       device: workerDeviceName(id),
       podIP: req.podNetwork.podIp.address,
       podInterface: req.podNetwork.interfaceName,
+      ...extraPodIPsOf(wireguard),
       vmPublicKey: pending.vmPublicKey,
       workerPublicKey: pending.workerPublicKey,
       vmListenPort: pending.vmListenPort,
@@ -254,6 +267,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       ...record,
       podIP,
       podInterface,
+      ...extraPodIPsOf(wireguard),
       vmPublicKey: wireguard.privateKey.publicKey().toBase64(),
       vmListenPort: wireguard.listenPort,
       keepalive: wireguard.persistentKeepalive,
@@ -262,6 +276,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       phase: 'setting-up',
       updatedAt: this.now(),
     };
+    if (wireguard.extraPodIps === undefined) delete next.extraPodIPs;
     // The preshared key is kept (0600) so that a restarted sidecar can re-create a device alone.
     if (wireguard.presharedKey === undefined) await store.removeKey(id, 'psk');
     else await store.writeKey(id, 'psk', wireguard.presharedKey);
@@ -275,7 +290,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
         iface: record.device,
       }, e);
       try {
-        await this.removeNetwork(record.device, req.netns, podIP, podInterface);
+        await this.removeNetwork(record.device, req.netns, podIPsOf(next), podInterface);
         await store.write({ ...next, phase: 'inspected', updatedAt: this.now() });
       } catch (cleanup) {
         err.cleanupErrors.push(cleanup);
@@ -319,12 +334,13 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     await this.configureDevice(device, workerKey, record, psk, inPod === null || opts.rewriteEndpoint === true, endpointIP);
     step('configured');
     if (inPod === null) {
+      await preparePodNetns(podNs, podIPsOf(record), device);
       await this.#d.netns
         .host()
         .ip(['link', 'set', 'dev', device, 'netns', record.netns], 'move device into the pod netns', device);
     }
     step('moved');
-    await applyPodPlumbing(podNs, { device, podInterface: record.podInterface, podIP: record.podIP });
+    await applyPodPlumbing(podNs, { device, podInterface: record.podInterface, podIPs: podIPsOf(record) });
     step('plumbed');
     return { created: inPod === null };
   }
@@ -346,7 +362,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
           presharedKey: psk,
           ...(endpointIP === undefined ? {} : { endpoint: formatEndpoint(endpointIP, record.vmListenPort) }),
           replaceAllowedIPs: true,
-          allowedIPs: [`${record.podIP}/32`],
+          allowedIPs: allowedIPsOf(record),
           persistentKeepalive: record.keepalive === 0 ? 1 : record.keepalive,
         },
       ],
@@ -373,7 +389,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
 
   /** Roll back a setup that was interrupted (the record says setting-up) and keep the keys. */
   async rollBack(record: WireguardPodRecord): Promise<void> {
-    await this.removeNetwork(record.device, record.netns, record.podIP, record.podInterface);
+    await this.removeNetwork(record.device, record.netns, podIPsOf(record), record.podInterface);
     await this.#d.store.write({ ...record, phase: 'inspected', updatedAt: this.now() });
   }
 
@@ -406,7 +422,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       want.endpoint = formatEndpoint(endpointIP, record.vmListenPort);
       touched = true;
     }
-    const allowed = [`${record.podIP}/32`];
+    const allowed = allowedIPsOf(record);
     if (peer === undefined || peer.allowedIPs.join(',') !== allowed.join(',')) {
       want.replaceAllowedIPs = true;
       want.allowedIPs = allowed;
@@ -421,11 +437,11 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
   }
 
   /** Remove the tunnel's routing and device, wherever setup got to. */
-  private async removeNetwork(device: string, netnsPath: string, podIP?: string, podInterface?: string): Promise<void> {
+  private async removeNetwork(device: string, netnsPath: string, podIPs?: readonly string[], podInterface?: string): Promise<void> {
     const podNs: Netns = this.#d.netns.at(netnsPath);
     if (await podNs.exists()) {
       const p: Parameters<typeof removePodPlumbing>[1] = { device };
-      if (podIP !== undefined) p.podIP = podIP;
+      if (podIPs !== undefined) p.podIPs = podIPs;
       if (podInterface !== undefined) p.podInterface = podInterface;
       await removePodPlumbing(podNs, p);
     }
@@ -440,7 +456,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     });
     const device = record?.device ?? workerDeviceName(id);
     try {
-      await this.removeNetwork(device, req.netns, record?.podIP);
+      await this.removeNetwork(device, req.netns, record === null ? undefined : podIPsOf(record));
     } catch (e) {
       throw new PeerpodError('ETEARDOWN', `tunnel teardown for pod netns ${req.netns} failed`, {
         op: 'teardown',
@@ -461,6 +477,7 @@ export function endpointFirst(podVmIPs: readonly string[], dedicated: boolean, n
   if (podVmIPs.length === 0) {
     throw new PeerpodError('EINVAL', 'no pod VM IP given: expected at least one IPv4 or IPv6 address', ctx);
   }
+  podVmIPs.forEach((ip, i) => checkPodVmIP(ip, { ...ctx, field: `podVmIPs[${i}]` }));
   if (!dedicated) return [...podVmIPs];
   const [primary, dedicatedIP, ...rest] = podVmIPs;
   if (primary === undefined || dedicatedIP === undefined) {
@@ -471,6 +488,51 @@ export function endpointFirst(podVmIPs: readonly string[], dedicated: boolean, n
     );
   }
   return [dedicatedIP, primary, ...rest];
+}
+
+/**
+ * A pod VM address the worker can send to: an IPv4 or IPv6 address; a link-local IPv6 one (a local
+ * provider's host⇄guest link) needs the zone naming the worker's interface toward the guest
+ * ("fe80::10%tap0"), since every link has the same fe80::/64, and only a link-local one may have it.
+ */
+export function checkPodVmIP(ip: string, ctx: { op: string; netns: string; field: string }): void {
+  const pct = ip.indexOf('%');
+  const bare = pct < 0 ? ip : ip.slice(0, pct);
+  const zone = pct < 0 ? undefined : ip.slice(pct + 1);
+  const parsed = parseIpAddress(bare);
+  if (typeof parsed === 'string') {
+    throw new PeerpodError('EINVAL', `pod VM IP ${JSON.stringify(ip)} is not an IP address: expected e.g. 203.0.113.10 or 2001:db8::10`, ctx);
+  }
+  const linkLocal = parsed.family === 6 && parsed.bytes[0] === 0xfe && (parsed.bytes[1]! & 0xc0) === 0x80;
+  if (linkLocal && zone === undefined) {
+    throw new PeerpodError(
+      'EINVAL',
+      `pod VM IP ${ip} is link-local but has no zone: expected the worker's interface toward the pod VM after a %, as ${ip}%tap0`,
+      ctx,
+    );
+  }
+  if (zone !== undefined && (!linkLocal || !/^[A-Za-z0-9_.-]{1,15}$/.test(zone))) {
+    throw new PeerpodError(
+      'EINVAL',
+      `pod VM IP ${JSON.stringify(ip)}: ${linkLocal ? `${JSON.stringify(zone)} is not an interface name` : 'only a link-local IPv6 address (fe80::/10) takes a zone'}`,
+      ctx,
+    );
+  }
+}
+
+/** The pod's addresses without prefix: podIP first. */
+export function podIPsOf(record: Pick<WireguardPodRecord, 'podIP' | 'extraPodIPs'>): string[] {
+  return [record.podIP, ...(record.extraPodIPs ?? [])];
+}
+
+/** The VM peer's AllowedIPs on the worker: each pod address alone, so no other source gets in. */
+export function allowedIPsOf(record: Pick<WireguardPodRecord, 'podIP' | 'extraPodIPs'>): string[] {
+  return podIPsOf(record).map((ip) => `${ip}/${ip.includes(':') ? 128 : 32}`);
+}
+
+function extraPodIPsOf(t: WireguardTunnel): { extraPodIPs?: string[] } {
+  const extra = (t.extraPodIps ?? []).map((a: IpPrefix) => a.address);
+  return extra.length > 0 ? { extraPodIPs: extra } : {};
 }
 
 export function formatEndpoint(ip: string, port: number): string {
