@@ -16,7 +16,7 @@
 // lost firewall state (conntrack flushed) in under 2 s both ways.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFile } from 'node:fs/promises';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
@@ -293,6 +293,28 @@ describeLab('an IPv6 underlay through a stateful IPv6 firewall, with the sidecar
     expect(vmToWorker).toBeLessThan(2000);
     expect(workerToVm).toBeLessThan(2000);
   }, 90_000);
+});
+
+describeLab('a pod with IPv6 on a worker whose underlay leaves less than 1280 for the tunnel (lab)', () => {
+  const lab = new Lab({ exec: realExec, podStack: 'dual', underlayMtu: 1350 });
+  const flow = new LabFlow({ exec: realExec, lab });
+
+  beforeAll(async () => {
+    await lab.create();
+    await flow.init();
+  }, 60_000);
+
+  afterAll(async () => {
+    await flow.destroy();
+  }, 60_000);
+
+  it('refuses the inspect with the sums and the way out, and keeps no state', async () => {
+    const r = await flow.wgctl(['inspect', '--netns', lab.path(lab.ns.pod), '--output', flow.podNetworkPath]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/would be 1270 \(pod MTU 1500, underlay MTU − 80\), below 1280, IPv6's minimum, but the pod has the IPv6 address fd00:198:18:1::21: raise the underlay MTU/);
+    expect(JSON.parse((await flow.wgctl(['status', '--json'])).stdout)).toEqual([]);
+    expect(await readdir(join(flow.stateDir, 'pods')).catch(() => [])).toEqual([]);
+  });
 });
 
 describe('lab IPv6 constants', () => {

@@ -89,6 +89,17 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
   async inspect(netnsPath: string): Promise<PodNetwork> {
     const ns = this.#d.netns.at(netnsPath);
     const pod = await inspectPodNetns(ns);
+    // Before any key is made: a pod refused here leaves nothing behind.
+    const mtu = Math.min(pod.mtu, this.#maxMtu, (await this.#d.netns.host().defaultRouteMtu()) - WIREGUARD_OVERHEAD);
+    const v6 = [pod.podIP, ...pod.extraAddresses.map((a) => a.address)].find((ip) => ip.includes(':'));
+    if (v6 !== undefined && mtu < IPV6_MIN_MTU) {
+      throw new PeerpodError(
+        'EINVAL',
+        `the tunnel MTU for pod netns ${netnsPath} would be ${mtu} (pod MTU ${pod.mtu}, underlay MTU − ${WIREGUARD_OVERHEAD}), ` +
+          `below ${IPV6_MIN_MTU}, IPv6's minimum, but the pod has the IPv6 address ${v6}: raise the underlay MTU`,
+        { op: 'inspect', netns: netnsPath, field: 'mtu' },
+      );
+    }
     const id = podIdOf(netnsPath);
     const { store } = this.#d;
     // Inspect twice for the same pod gives the same worker key, so a retried CreateVM stays valid
@@ -99,16 +110,6 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       await store.writeKey(id, 'worker', workerKey);
     }
     const vm = generateKeyPair();
-    const mtu = Math.min(pod.mtu, this.#maxMtu, (await this.#d.netns.host().defaultRouteMtu()) - WIREGUARD_OVERHEAD);
-    const v6 = [pod.podIP, ...pod.extraAddresses.map((a) => a.address)].find((ip) => ip.includes(':'));
-    if (v6 !== undefined && mtu < IPV6_MIN_MTU) {
-      throw new PeerpodError(
-        'EINVAL',
-        `the tunnel MTU for pod netns ${netnsPath} would be ${mtu} (pod MTU ${pod.mtu}, underlay MTU − ${WIREGUARD_OVERHEAD}), ` +
-          `below ${IPV6_MIN_MTU}, IPv6's minimum, but the pod has the IPv6 address ${v6}: raise the underlay MTU or WG_MTU`,
-        { op: 'inspect', netns: netnsPath, field: 'mtu' },
-      );
-    }
     const wireguard: WireguardTunnel = {
       type: 'wireguard',
       privateKey: vm.privateKey,
