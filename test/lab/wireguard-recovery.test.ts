@@ -104,6 +104,7 @@ describeLab('worker setup recovery and bad input (lab)', () => {
     ['a missing netns', ['--netns', '/run/netns/does-not-exist'], /does not exist/],
     ['invalid JSON', ['--config', '/dev/null'], /not valid JSON/],
     ['a link-local pod VM IP without a zone', ['--pod-vm-ip', 'fe80::10'], /fe80::10 is link-local but has no zone: expected the worker's interface/],
+    ['a link-local pod VM IP whose zone is no interface here', ['--pod-vm-ip', 'fe80::10%nosuch0'], /pod VM IP fe80::10%nosuch0: no interface nosuch0 on this worker/],
     ['a zone on a global pod VM IP', ['--pod-vm-ip', '2001:db8::10%eth0'], /only a link-local IPv6 address \(fe80::\/10\) takes a zone/],
   ])('refuses %s on the command line', async (_name, override, message) => {
     const before = await podNetnsSnapshot(lab);

@@ -261,6 +261,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       );
     }
     const podVmIPs = endpointFirst(req.podVmIPs, req.podNetwork.dedicated, req.netns);
+    await this.endpointOf(podVmIPs[0]!, record); // a zone names an interface that exists, before anything changes
     await podNs.requireLink(podInterface, 'setup');
 
     const vmIPsChanged = record.podVmIPs.join(',') !== podVmIPs.join(',');
@@ -332,7 +333,8 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       await backend.create(device, { mtu: record.mtu });
     }
     step('created');
-    await this.configureDevice(device, workerKey, record, psk, inPod === null || opts.rewriteEndpoint === true, endpointIP);
+    const endpoint = await this.endpointOf(endpointIP, record);
+    await this.configureDevice(device, workerKey, record, psk, inPod === null || opts.rewriteEndpoint === true, endpoint);
     step('configured');
     if (inPod === null) {
       await preparePodNetns(podNs, podIPsOf(record), device);
@@ -361,7 +363,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
         {
           publicKey: vmKey,
           presharedKey: psk,
-          ...(endpointIP === undefined ? {} : { endpoint: formatEndpoint(endpointIP, record.vmListenPort) }),
+          ...(endpointIP === undefined ? {} : { endpoint: await this.endpointOf(endpointIP, record) }),
           replaceAllowedIPs: true,
           allowedIPs: allowedIPsOf(record),
           persistentKeepalive: record.keepalive === 0 ? 1 : record.keepalive,
@@ -394,6 +396,28 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     await this.#d.store.write({ ...record, phase: 'inspected', updatedAt: this.now() });
   }
 
+  /**
+   * The peer endpoint for a pod VM IP. A link-local one names its link by interface, which must
+   * exist here, in the host netns where the device's UDP socket lives; wireguard-go takes the name,
+   * the kernel's netlink only the interface index.
+   */
+  private async endpointOf(ip: string, record: WireguardPodRecord): Promise<string> {
+    const pct = ip.indexOf('%');
+    if (pct < 0) return formatEndpoint(ip, record.vmListenPort);
+    const zone = ip.slice(pct + 1);
+    const link = await this.#d.netns.host().link(zone);
+    if (link === null) {
+      throw new PeerpodError('EINVAL', `pod VM IP ${ip}: no interface ${zone} on this worker, where the tunnel's UDP socket lives`, {
+        op: 'setup',
+        netns: record.netns,
+        iface: zone,
+        field: 'podVmIPs',
+      });
+    }
+    const scoped = this.#d.backend.kind === 'kernel' ? `${ip.slice(0, pct)}%${link.ifindex}` : ip;
+    return formatEndpoint(scoped, record.vmListenPort);
+  }
+
   /** Bring the device's WireGuard config to what is wanted, touching only what differs. */
   private async configureDevice(
     device: string,
@@ -401,7 +425,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     record: WireguardPodRecord,
     psk: SecretKey | null,
     rewriteEndpoint: boolean,
-    endpointIP: string,
+    endpoint: string,
   ): Promise<void> {
     const { backend } = this.#d;
     const actual = await backend.device(device);
@@ -420,7 +444,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     // The endpoint is set when the peer is new, has none, or CAA gave new VM IPs. An endpoint that
     // is in place may have been learned through NAT, and is never overwritten otherwise.
     if (peer === undefined || peer.endpoint === null || rewriteEndpoint) {
-      want.endpoint = formatEndpoint(endpointIP, record.vmListenPort);
+      want.endpoint = endpoint;
       touched = true;
     }
     const allowed = allowedIPsOf(record);
