@@ -16,7 +16,7 @@
 // lost firewall state (conntrack flushed) in under 2 s both ways.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFile } from 'node:fs/promises';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
@@ -175,6 +175,30 @@ describeLab('a dual-stack pod through one WireGuard tunnel (lab)', () => {
     expect((await lab.exec(lab.ns.pod, ['iptables', '-w', '5', '-t', 'mangle', '-S', 'FORWARD'])).stdout).not.toContain('TCPMSS');
     // The pod's addresses are local to the peer pod netns again.
     expect(await ping(lab, lab.ns.client, LAB.podIP6, 1)).toBe(1);
+  }, 30_000);
+
+  it('on the pod VM: a default route for IPv6 when only IPv4 routes came (CAA\'s Inspect), and with --interface-only every address but no route', async () => {
+    const apf = JSON.parse(await readFile(flow.apfPath, 'utf8')) as { 'pod-network': { routes: { dst: string; gw: string }[] } };
+    apf['pod-network'].routes = apf['pod-network'].routes.filter((r) => !`${r.dst}${r.gw}`.includes(':'));
+    const ipv4Routes = join(flow.dir, 'apf-ipv4-routes.json');
+    await writeFile(ipv4Routes, JSON.stringify(apf), { mode: 0o600 });
+    const vmPod = lab.path(lab.ns.vmPod);
+    const defaults = async () =>
+      [(await lab.exec(lab.ns.vmPod, ['ip', '-4', 'route', 'show', 'default'])).stdout.trim(), (await lab.exec(lab.ns.vmPod, ['ip', '-6', 'route', 'show', 'default'])).stdout.trim()];
+    try {
+      expect((await flow.agent(['setup', '--config', ipv4Routes, '--pod-netns', vmPod])).code).toBe(0);
+      const [v4, v6] = await defaults();
+      expect(v4).toMatch(new RegExp(`^default via ${LAB.podGateway} dev eth0`));
+      expect(v6).toMatch(/^default dev eth0/);
+      await flow.agentTeardown();
+      expect((await flow.agent(['setup', '--config', flow.apfPath, '--pod-netns', vmPod, '--interface-only'])).code).toBe(0);
+      const addresses = (await lab.exec(lab.ns.vmPod, ['ip', '-br', 'address', 'show', 'dev', 'eth0'])).stdout;
+      expect(addresses).toContain(`${LAB.podIP}/24`);
+      expect(addresses).toContain(`${LAB.podIP6}/64`);
+      expect(await defaults()).toEqual(['', '']);
+    } finally {
+      await flow.agentTeardown();
+    }
   }, 30_000);
 });
 

@@ -90,8 +90,7 @@ export class WireguardPodVmDriver implements PodVmTunnelDriver {
       ];
       for (const r of req.interfaceOnly === true ? [] : routesOf(pn)) {
         if (r.protocol === RTPROT_KERNEL) continue; // the address made it already
-        const family = r.dst?.family ?? (r.gw?.includes(':') === true ? 6 : 4);
-        const dst = r.dst === undefined ? (family === 6 ? '::/0' : 'default') : formatIpPrefix(r.dst);
+        const dst = r.dst === undefined ? (routeFamily(r) === 6 ? '::/0' : 'default') : formatIpPrefix(r.dst);
         // An L3 device has no neighbours: a gateway is reachable only because we say it is.
         cmds.push(
           r.gw === undefined
@@ -181,15 +180,20 @@ export class WireguardPodVmDriver implements PodVmTunnelDriver {
   }
 }
 
+/** A default route (no dst) is IPv6 when its gateway is; one without either is IPv4, as iproute2 reads it. */
+function routeFamily(r: PodRoute): 4 | 6 {
+  return r.dst?.family ?? (r.gw?.includes(':') === true ? 6 : 4);
+}
+
 /**
- * The pod's routes, and for each family of its addresses that no route covers (a dual-stack pod whose
- * CAA wrote only IPv4 routes), a default route through the device: the worker forwards whatever the
- * tunnel brings, so this family's traffic has nowhere else to go.
+ * The pod's routes, and for each family that only `extra-pod-ips` brings and no route covers (a
+ * dual-stack pod whose CAA wrote only IPv4 routes), a default route through the device: the worker
+ * forwards whatever the tunnel brings, so that family's traffic has nowhere else to go.
  */
 function routesOf(pn: PodNetwork): PodRoute[] {
-  const familyOf = (r: PodRoute) => r.dst?.family ?? (r.gw?.includes(':') === true ? 6 : 4);
   const uncovered = new Set(podAddresses(pn).map((a) => a.family));
-  for (const r of pn.routes) if (r.protocol !== RTPROT_KERNEL) uncovered.delete(familyOf(r));
+  uncovered.delete(pn.podIp.family);
+  for (const r of pn.routes) if (r.protocol !== RTPROT_KERNEL) uncovered.delete(routeFamily(r));
   const defaults = [...uncovered].map((family): PodRoute => ({ dst: { address: family === 6 ? '::' : '0.0.0.0', prefixLength: 0, family } }));
   return [...pn.routes, ...defaults];
 }
