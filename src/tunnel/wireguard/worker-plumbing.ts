@@ -52,7 +52,8 @@ function familyOfIp(ip: string): Family {
   return ip.includes(':') ? 6 : 4;
 }
 
-function hostPrefix(ip: string): string {
+/** The address alone, as a prefix: "198.18.1.21/32", "fd00::21/128". */
+export function hostPrefix(ip: string): string {
   return `${ip}/${familyOfIp(ip) === 4 ? 32 : 128}`;
 }
 

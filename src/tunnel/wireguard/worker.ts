@@ -27,7 +27,7 @@ import { IPV6_MIN_MTU, type IpPrefix, type PodNetwork, type WireguardTunnel } fr
 import { parseIpAddress } from '../../podnetwork/ip.js';
 import { inspectPodNetns, toPodNetwork } from '../inspect-pod.js';
 import { workerDeviceName } from './names.js';
-import { applyPodPlumbing, preparePodNetns, removePodPlumbing } from './worker-plumbing.js';
+import { applyPodPlumbing, hostPrefix, preparePodNetns, removePodPlumbing } from './worker-plumbing.js';
 
 /** Outer IPv6 (40) + UDP (8) + WireGuard's header (16) and tag (16): an IPv4 underlay needs 20 less. */
 export const WIREGUARD_OVERHEAD = 80;
@@ -552,7 +552,7 @@ export function podIPsOf(record: Pick<WireguardPodRecord, 'podIP' | 'extraPodIPs
 
 /** The VM peer's AllowedIPs on the worker: each pod address alone, so no other source gets in. */
 export function allowedIPsOf(record: Pick<WireguardPodRecord, 'podIP' | 'extraPodIPs'>): string[] {
-  return podIPsOf(record).map((ip) => `${ip}/${ip.includes(':') ? 128 : 32}`);
+  return podIPsOf(record).map(hostPrefix);
 }
 
 function extraPodIPsOf(t: WireguardTunnel): { extraPodIPs?: string[] } {
