@@ -16,7 +16,10 @@ export const PROJECT_ROOT = join(DIST_ROOT, '..');
 
 const CLOUD_SDKS = [/node_modules\/@aws-sdk\//, /node_modules\/@azure\//, /node_modules\/@smithy\//];
 
-/** The inputs of a bundle that come from a cloud SDK: neither the pod VM nor the sidecar needs one. */
+/**
+ * The inputs of a bundle that come from a cloud SDK. The pod VM needs none; the sidecar loads one
+ * only when CLOUD_PROVIDER asks it to manage the firewall rule, from a chunk of its own.
+ */
 export function cloudSdksIn(inputs: readonly string[]): string[] {
   return inputs.filter((i) => CLOUD_SDKS.some((re) => re.test(i)));
 }
@@ -26,6 +29,18 @@ export interface BundleOptions {
   entries: Record<string, string>;
   /** Where the <name>.mjs files go. */
   outDir: string;
+  /**
+   * Put what is loaded with import() into chunks of its own (chunk-*.mjs beside the entries), so
+   * that it is read only when it is used (the sidecar's cloud SDKs).
+   */
+  splitting?: boolean;
+}
+
+export interface BundleResult {
+  /** Every input esbuild read. */
+  inputs: string[];
+  /** The inputs in each entry's own output file, by entry name: what start-up loads. */
+  entryInputs: Record<string, string[]>;
 }
 
 /**
@@ -33,13 +48,15 @@ export interface BundleOptions {
  * `netlink` package's addon is loaded from `./netlink.node` beside the bundle, where the caller
  * must put it (NETLINK_ADDON).
  */
-export async function bundleForNode(opts: BundleOptions): Promise<{ inputs: string[] }> {
+export async function bundleForNode(opts: BundleOptions): Promise<BundleResult> {
   const esbuild = await import('esbuild');
   const result = await esbuild.build({
     entryPoints: opts.entries,
     outdir: opts.outDir,
     outExtension: { '.js': '.mjs' },
     bundle: true,
+    splitting: opts.splitting === true,
+    chunkNames: 'chunk-[hash]',
     platform: 'node',
     target: 'node20',
     format: 'esm',
@@ -76,7 +93,12 @@ export async function bundleForNode(opts: BundleOptions): Promise<{ inputs: stri
       },
     ],
   });
-  return { inputs: Object.keys(result.metafile.inputs) };
+  const entryInputs: Record<string, string[]> = {};
+  for (const [file, out] of Object.entries(result.metafile.outputs)) {
+    const name = Object.keys(opts.entries).find((n) => file.endsWith(`/${n}.mjs`));
+    if (name !== undefined) entryInputs[name] = Object.keys(out.inputs);
+  }
+  return { inputs: Object.keys(result.metafile.inputs), entryInputs };
 }
 
 /** The `netlink` package's prebuilt addon, which a bundle loads from beside itself. */

@@ -15,6 +15,12 @@
 // Addresses come from documentation and benchmarking ranges (192.0.2.0/24, 203.0.113.0/24,
 // 198.18.0.0/15) and exist only inside these namespaces. Names carry a per-run prefix, so that
 // several labs can exist at once. With `nat: false` the router only routes (the VXLAN baseline).
+//
+// IPv6 (issue 12): `podStack: 'dual'` gives br0 and the pods fd00:198:18:1::/64 (ULA) besides
+// 198.18.1.0/24 (client ::10, pod ::21, gateway ::1); `'ipv6'` gives them IPv6 alone. With
+// `underlay: 6` the underlay is IPv6 only, from 2001:db8::/32 (worker up0 2001:db8:2::2, router
+// lan0 2001:db8:2::1, wan0 2001:db8:113::1, VM eth0 2001:db8:113::10), and the router is a stateful
+// IPv6 firewall without NAT66: ip6tables conntrack drops every flow that starts on the wan side.
 import { randomBytes } from 'node:crypto';
 import { PeerpodError } from '../errors.js';
 import type { Exec, ExecOptions, ExecResult } from '../exec.js';
@@ -33,7 +39,13 @@ export interface LabOptions {
   pods?: number;
   /** The NAT picks random source ports (iptables --random), as some home routers do. */
   natRandomPorts?: boolean;
+  /** The pods' (and client pod's) addresses: IPv4 (default), IPv6 alone, or both. */
+  podStack?: PodStack;
+  /** The underlay between worker and pod VMs: IPv4 through NAT (default), or IPv6 through a firewall. */
+  underlay?: 4 | 6;
 }
+
+export type PodStack = 'ipv4' | 'ipv6' | 'dual';
 
 /** One peer pod and its pod VM. */
 export interface LabSlot {
@@ -41,7 +53,11 @@ export interface LabSlot {
   pod: string;
   vm: string;
   vmPod: string;
+  /** The pod's podip: its IPv4 address, or its IPv6 one in an IPv6-only lab. */
   podIP: string;
+  /** The pod's IPv6 address, when the lab's pods have IPv6. */
+  podIP6?: string;
+  /** The pod VM's underlay address (IPv6 with `underlay: 6`). */
   vmIP: string;
 }
 
@@ -55,6 +71,14 @@ export const LAB = {
   natLanIP: '192.0.2.1',
   natWanIP: '203.0.113.1',
   vmIP: '203.0.113.10',
+  podSubnet6: 'fd00:198:18:1::/64',
+  podGateway6: 'fd00:198:18:1::1',
+  clientIP6: 'fd00:198:18:1::10',
+  podIP6: 'fd00:198:18:1::21',
+  workerIP6: '2001:db8:2::2',
+  natLanIP6: '2001:db8:2::1',
+  natWanIP6: '2001:db8:113::1',
+  vmIP6: '2001:db8:113::10',
 } as const;
 
 export class Lab {
@@ -64,6 +88,8 @@ export class Lab {
   readonly underlayMtu: number;
   readonly pods: number;
   readonly natRandomPorts: boolean;
+  readonly podStack: PodStack;
+  readonly underlay: 4 | 6;
   readonly #exec: Exec;
   #created: string[] = [];
 
@@ -78,6 +104,8 @@ export class Lab {
     this.underlayMtu = opts.underlayMtu ?? 1500;
     this.pods = opts.pods ?? 1;
     this.natRandomPorts = opts.natRandomPorts ?? false;
+    this.podStack = opts.podStack ?? 'ipv4';
+    this.underlay = opts.underlay ?? 4;
     if (!Number.isInteger(this.pods) || this.pods < 1 || this.pods > 60) {
       throw new PeerpodError('EINVAL', `lab pods ${this.pods}: expected 1-60`);
     }
@@ -86,13 +114,15 @@ export class Lab {
   slot(i: number): LabSlot {
     const p = this.prefix;
     const suffix = i === 0 ? '' : String(i);
+    const podIP6 = `fd00:198:18:1::${21 + i}`;
     return {
       index: i,
       pod: `${p}-pod${suffix}`,
       vm: `${p}-vm${suffix}`,
       vmPod: `${p}-vmpod${suffix}`,
-      podIP: `198.18.1.${21 + i}`,
-      vmIP: `203.0.113.${10 + i}`,
+      podIP: this.podStack === 'ipv6' ? podIP6 : `198.18.1.${21 + i}`,
+      ...(this.podStack === 'ipv4' ? {} : { podIP6 }),
+      vmIP: this.underlay === 6 ? `2001:db8:113::${10 + i}` : `203.0.113.${10 + i}`,
     };
   }
 
@@ -137,12 +167,20 @@ export class Lab {
     await this.exec(ns, ['sysctl', '-q', '-w', ...Object.entries(kv).map(([k, v]) => `${k}=${String(v)}`)]);
   }
 
-  private async iptables(ns: string, rules: string[][]): Promise<void> {
-    for (const r of rules) await this.exec(ns, ['iptables', '-w', '5', ...r]);
+  private async iptables(ns: string, rules: string[][], family: 4 | 6 = 4): Promise<void> {
+    for (const r of rules) await this.exec(ns, [family === 6 ? 'ip6tables' : 'iptables', '-w', '5', ...r]);
+  }
+
+  /** The client pod's address in the pods' first family (what a test pings from the VM pod). */
+  get clientIP(): string {
+    return this.podStack === 'ipv6' ? LAB.clientIP6 : LAB.clientIP;
   }
 
   async create(): Promise<void> {
     const n = this.ns;
+    const v4pods = this.podStack !== 'ipv6';
+    const v6pods = this.podStack !== 'ipv4';
+    const v6 = this.underlay === 6;
     try {
       for (const name of this.namespaces) {
         await this.#exec(['ip', 'netns', 'add', name]);
@@ -151,9 +189,12 @@ export class Lab {
       }
       const pm = String(this.podMtu);
       const um = String(this.underlayMtu);
+      // nodad: the lab's addresses are unique by construction, and DAD would hold them for a second.
+      const addr6 = (a: string, dev: string) => ['address', 'add', `${a}/64`, 'dev', dev, 'nodad'];
       await this.ipBatch(n.worker, [
         ['link', 'add', 'br0', 'mtu', pm, 'type', 'bridge'],
-        ['address', 'add', `${LAB.podGateway}/${LAB.podPrefix}`, 'dev', 'br0'],
+        ...(v4pods ? [['address', 'add', `${LAB.podGateway}/${LAB.podPrefix}`, 'dev', 'br0']] : []),
+        ...(v6pods ? [addr6(LAB.podGateway6, 'br0')] : []),
         ['link', 'set', 'br0', 'up'],
         ['link', 'add', 'cli0', 'mtu', pm, 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', pm, 'netns', n.client],
         ['link', 'set', 'cli0', 'master', 'br0', 'up'],
@@ -162,19 +203,22 @@ export class Lab {
           ['link', 'set', `pod${sl.index}`, 'master', 'br0', 'up'],
         ]),
         ['link', 'add', 'up0', 'mtu', um, 'type', 'veth', 'peer', 'name', 'lan0', 'mtu', um, 'netns', n.nat],
-        ['address', 'add', `${LAB.workerIP}/24`, 'dev', 'up0'],
+        v6 ? addr6(LAB.workerIP6, 'up0') : ['address', 'add', `${LAB.workerIP}/24`, 'dev', 'up0'],
         ['link', 'set', 'up0', 'up'],
-        ['route', 'add', 'default', 'via', LAB.natLanIP],
+        v6 ? ['route', 'add', '::/0', 'via', LAB.natLanIP6] : ['route', 'add', 'default', 'via', LAB.natLanIP],
       ]);
-      for (const [ns, ip] of [[n.client, LAB.clientIP] as const, ...this.slots.map((sl) => [sl.pod, sl.podIP] as const)]) {
+      const pods = [[n.client, LAB.clientIP, LAB.clientIP6] as const, ...this.slots.map((sl) => [sl.pod, `198.18.1.${21 + sl.index}`, sl.podIP6 ?? ''] as const)];
+      for (const [ns, ip, ip6] of pods) {
         await this.ipBatch(ns, [
-          ['address', 'add', `${ip}/${LAB.podPrefix}`, 'dev', 'eth0'],
+          ...(v4pods ? [['address', 'add', `${ip}/${LAB.podPrefix}`, 'dev', 'eth0']] : []),
+          ...(v6pods ? [addr6(ip6, 'eth0')] : []),
           ['link', 'set', 'eth0', 'up'],
-          ['route', 'add', 'default', 'via', LAB.podGateway],
+          ...(v4pods ? [['route', 'add', 'default', 'via', LAB.podGateway]] : []),
+          ...(v6pods ? [['route', 'add', '::/0', 'via', LAB.podGateway6]] : []),
         ]);
       }
       await this.ipBatch(n.nat, [
-        ['address', 'add', `${LAB.natLanIP}/24`, 'dev', 'lan0'],
+        v6 ? addr6(LAB.natLanIP6, 'lan0') : ['address', 'add', `${LAB.natLanIP}/24`, 'dev', 'lan0'],
         ['link', 'set', 'lan0', 'up'],
         // The cloud side: one pod VM hangs off a plain veth; several share a bridge. (A bridge
         // there cut VXLAN's pod→VM throughput to a third in the benchmark, so one VM gets none.)
@@ -187,28 +231,46 @@ export class Lab {
                 ['link', 'set', `vm${sl.index}`, 'master', 'wan0', 'up'],
               ]),
             ]),
-        ['address', 'add', `${LAB.natWanIP}/24`, 'dev', 'wan0'],
+        v6 ? addr6(LAB.natWanIP6, 'wan0') : ['address', 'add', `${LAB.natWanIP}/24`, 'dev', 'wan0'],
         ['link', 'set', 'wan0', 'up'],
       ]);
       for (const sl of this.slots) {
         await this.ipBatch(sl.vm, [
-          ['address', 'add', `${sl.vmIP}/24`, 'dev', 'eth0'],
+          v6 ? addr6(sl.vmIP, 'eth0') : ['address', 'add', `${sl.vmIP}/24`, 'dev', 'eth0'],
           ['link', 'set', 'eth0', 'up'],
-          ['route', 'add', 'default', 'via', LAB.natWanIP],
+          v6 ? ['route', 'add', '::/0', 'via', LAB.natWanIP6] : ['route', 'add', 'default', 'via', LAB.natWanIP],
         ]);
       }
-      await this.sysctl(n.worker, { 'net.ipv4.ip_forward': 1 });
-      await this.sysctl(n.nat, { 'net.ipv4.ip_forward': 1 });
+      await this.sysctl(n.worker, { 'net.ipv4.ip_forward': 1, ...(v6pods || v6 ? { 'net.ipv6.conf.all.forwarding': 1 } : {}) });
+      await this.sysctl(n.nat, { 'net.ipv4.ip_forward': 1, ...(v6 ? { 'net.ipv6.conf.all.forwarding': 1 } : {}) });
       // The node SNATs pod egress, as a Kubernetes node does for traffic leaving the cluster.
       await this.iptables(n.worker, [
         ['-t', 'nat', '-A', 'POSTROUTING', '-s', LAB.podSubnet, '-o', 'up0', '-j', 'MASQUERADE'],
       ]);
       // Without NAT the router only forwards: both sides reach each other by their default routes.
-      if (this.nat) await this.iptables(n.nat, this.natRules(this.natRandomPorts));
+      if (this.nat && v6) await this.iptables(n.nat, this.firewallRules6(), 6);
+      else if (this.nat) await this.iptables(n.nat, this.natRules(this.natRandomPorts));
     } catch (e) {
       await this.destroy().catch(() => undefined);
       throw new PeerpodError('ESETUP', `cannot build lab ${this.prefix}`, { op: 'lab-create' }, e);
     }
+  }
+
+  /**
+   * A stateful IPv6 firewall, as in front of a cloud VNet or a home network without NAT66: forward
+   * and deliver what answers a flow from the lan side, drop every flow that starts on the wan side.
+   * Neighbour discovery with the router itself is let through: conntrack does not track it.
+   */
+  firewallRules6(): string[][] {
+    const nd = (type: string) => ['-A', 'INPUT', '-i', 'wan0', '-p', 'ipv6-icmp', '--icmpv6-type', type, '-j', 'ACCEPT'];
+    return [
+      ['-A', 'FORWARD', '-i', 'wan0', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT'],
+      ['-A', 'FORWARD', '-i', 'wan0', '-j', 'DROP'],
+      nd('neighbour-solicitation'),
+      nd('neighbour-advertisement'),
+      ['-A', 'INPUT', '-i', 'wan0', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT'],
+      ['-A', 'INPUT', '-i', 'wan0', '-j', 'DROP'],
+    ];
   }
 
   /** A home router: masquerade out wan0, and drop every flow that starts on the wan side. */

@@ -103,11 +103,15 @@ export class Netns {
     }
   }
 
-  /** Apply several `ip` commands in one process. Stops at the first failing line, and names it. */
-  async batch(commands: readonly (readonly string[])[], op: string, iface?: string): Promise<void> {
+  /**
+   * Apply several `ip` commands in one process. Stops at the first failing line, and names it.
+   * A batch line cannot carry `-6`, so commands that need a family (rules, default routes) are
+   * batched per family.
+   */
+  async batch(commands: readonly (readonly string[])[], op: string, iface?: string, family?: 4 | 6): Promise<void> {
     if (commands.length === 0) return;
     const script = commands.map((c) => c.map(quoteBatchWord).join(' ')).join('\n') + '\n';
-    await this.run(['ip', '-batch', '-'], op, iface, script);
+    await this.run(['ip', ...(family === undefined ? [] : [`-${family}`]), '-batch', '-'], op, iface, script);
   }
 
   /**
@@ -200,9 +204,15 @@ export class Netns {
     });
   }
 
-  /** The MTU of the way out: the device of the default route, or `fallback` when there is none. */
+  /**
+   * The MTU of the way out: the device of the IPv4 default route, else of the IPv6 one (an IPv6-only
+   * underlay), or `fallback` when there is none.
+   */
   async defaultRouteMtu(fallback = 1500): Promise<number> {
-    const def = (await this.routes({ family: 4 })).find((r) => r.dst === 'default' && r.dev !== undefined);
+    const isDefault = (r: Route) => r.dst === 'default' && r.dev !== undefined;
+    const def =
+      (await this.routes({ family: 4 })).find(isDefault) ??
+      ((await this.ipv6Unavailable()) === null ? (await this.routes({ family: 6 })).find(isDefault) : undefined);
     const link = def?.dev === undefined ? null : await this.link(def.dev);
     return link?.mtu ?? fallback;
   }
@@ -233,20 +243,37 @@ export class Netns {
     await this.run(['sysctl', '-q', '-w', ...args], `write sysctl ${args.join(' ')}`, iface);
   }
 
-  async iptables(args: readonly string[], op: string, iface?: string): Promise<string> {
-    return this.run(['iptables', '-w', '5', ...args], op, iface);
+  /** iptables, or ip6tables with `family` 6. */
+  async iptables(args: readonly string[], op: string, iface?: string, family: 4 | 6 = 4): Promise<string> {
+    return this.run([IPTABLES[family], '-w', '5', ...args], op, iface);
   }
 
-  /** True when `iptables -C` finds the rule. */
-  async hasIptablesRule(table: string, chain: string, rule: readonly string[]): Promise<boolean> {
+  /** True when `iptables -C` (`ip6tables -C` with `family` 6) finds the rule. */
+  async hasIptablesRule(table: string, chain: string, rule: readonly string[], family: 4 | 6 = 4): Promise<boolean> {
     try {
-      await this.#exec(this.wrap(['iptables', '-w', '5', '-t', table, '-C', chain, ...rule]));
+      await this.#exec(this.wrap([IPTABLES[family], '-w', '5', '-t', table, '-C', chain, ...rule]));
       return true;
     } catch {
       return false;
     }
   }
+
+  /**
+   * Whether this namespace can carry IPv6: the kernel has it (no ipv6.disable=1) and it is not
+   * switched off for the namespace's new devices. Says why not, or null when it can.
+   */
+  async ipv6Unavailable(): Promise<string | null> {
+    let disabled: string;
+    try {
+      disabled = await this.readSysctl('net.ipv6.conf.default.disable_ipv6');
+    } catch {
+      return 'the kernel has no IPv6 (booted with ipv6.disable=1, or built without it)';
+    }
+    return disabled === '0' ? null : 'net.ipv6.conf.default.disable_ipv6 is 1';
+  }
 }
+
+const IPTABLES = { 4: 'iptables', 6: 'ip6tables' } as const;
 
 function sysctlPath(key: string): string {
   if (!/^[A-Za-z0-9_.-]+$/.test(key) || key.includes('..')) {

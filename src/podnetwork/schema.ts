@@ -31,6 +31,7 @@ import { formatIpPrefix, parseIpAddress, type IpFamily, type IpPrefix } from './
 import { findJsonSyntaxFault } from './json-text.js';
 import { JsonSection, Problems } from './problems.js';
 import {
+  IPV6_MIN_MTU,
   NEIGHBOR_STATES,
   ROUTE_SCOPES,
   TUNNEL_TYPES,
@@ -72,13 +73,17 @@ export const WIREGUARD_FIELDS = [
   'listen-port',
   'persistent-keepalive',
   'mtu',
+  'extra-pod-ips',
 ] as const;
 
 // Linux drops IPv4 from a device whose MTU is below 68 (RFC 791's minimum) and IPv6 from one below
 // 1280 (RFC 8200's), so a smaller MTU would leave the pod without its address. 65535 is the largest
 // IP packet without IPv6 jumbograms.
 const MAX_MTU = 65535;
-const MIN_MTU: Record<IpFamily, number> = { 4: 68, 6: 1280 };
+const MIN_MTU: Record<IpFamily, number> = { 4: 68, 6: IPV6_MIN_MTU };
+/** More would be a CNI we do not know of; the limit keeps a hostile document from growing the rules. */
+const MAX_EXTRA_POD_IPS = 8;
+const EXTRA_POD_IPS_EXPECTED = `a list of up to ${MAX_EXTRA_POD_IPS} addresses with prefix length, such as ["fd00:10:244:1::15/64"]`;
 // IPv6's minimum, so the tunnel can carry an IPv6 or dual-stack pod. Any cloud underlay leaves more
 // than that after WireGuard's 80 bytes, so a smaller value means the worker got its sums wrong.
 const wireguardMtu = integer('MTU', MIN_MTU[6], MAX_MTU);
@@ -196,6 +201,17 @@ function readPodNetwork(s: JsonSection, options: PodNetworkReadOptions): PodNetw
   const dedicated = s.optional('dedicated', boolean) ?? false;
   const externalNetViaPodVm = s.optional('external-net-via-pod-vm', boolean) ?? false;
   const tunnel = readTunnel(s, type, workerNodeIp, options.vmPrivateKey);
+  const extra = tunnel?.type === 'wireguard' ? (tunnel.extraPodIps ?? []) : [];
+  if (podIp !== undefined) checkExtraPodIps(s, podIp, extra);
+  const v6 = extra.find((a) => a.family === 6);
+  if (v6 !== undefined && mtu !== undefined && mtu < IPV6_MIN_MTU) {
+    s.problems.add(
+      s.path('mtu'),
+      `${mtu} is below ${IPV6_MIN_MTU}, IPv6's minimum MTU, but the pod has the IPv6 address ${formatIpPrefix(v6)} ` +
+        `(wireguard.extra-pod-ips): expected an integer ${IPV6_MIN_MTU}-${MAX_MTU}`,
+    );
+    return undefined;
+  }
 
   if (!podIp || !interfaceName || !routes || !neighbors || mtu === undefined || !tunnel) return undefined;
   return {
@@ -273,6 +289,11 @@ function readWireguard(s: JsonSection, vmPrivateKey: 'required' | 'optional'): W
   const listenPort = s.required('listen-port', port);
   const persistentKeepalive = s.optional('persistent-keepalive', keepalive) ?? DEFAULT_PERSISTENT_KEEPALIVE;
   const mtu = s.required('mtu', wireguardMtu);
+  const extraPodIps = s.list('extra-pod-ips', EXTRA_POD_IPS_EXPECTED, (item, path) => {
+    const reading = ipPrefix({ unicast: true }).read(item);
+    if (!reading.ok) s.problems.add(path, reading.problem);
+    return reading.ok ? reading.value : undefined;
+  });
 
   // WireGuard silently ignores a peer whose key is the device's own, which would leave a dead tunnel.
   if (privateKey && peerPublicKey?.equals(privateKey.publicKey())) {
@@ -282,7 +303,7 @@ function readWireguard(s: JsonSection, vmPrivateKey: 'required' | 'optional'): W
     );
     return undefined;
   }
-  if ((vmPrivateKey === 'required' && !privateKey) || !peerPublicKey || listenPort === undefined || mtu === undefined) return undefined;
+  if ((vmPrivateKey === 'required' && !privateKey) || !peerPublicKey || listenPort === undefined || mtu === undefined || !extraPodIps) return undefined;
   return {
     type: 'wireguard',
     ...(privateKey !== undefined && { privateKey }),
@@ -291,7 +312,29 @@ function readWireguard(s: JsonSection, vmPrivateKey: 'required' | 'optional'): W
     listenPort,
     persistentKeepalive,
     mtu,
+    ...(extraPodIps.length > 0 && { extraPodIps }),
   };
+}
+
+/**
+ * Rules of `extra-pod-ips` that span fields: each address is the pod's own (not link-local, which
+ * every link has), appears once, and is not `podip` again; a few at most.
+ */
+function checkExtraPodIps(s: JsonSection, podIp: IpPrefix, extra: readonly IpPrefix[]): void {
+  const path = `${s.path('wireguard')}.extra-pod-ips`;
+  if (extra.length > MAX_EXTRA_POD_IPS) {
+    s.problems.add(path, `has ${extra.length} addresses: expected ${EXTRA_POD_IPS_EXPECTED}`);
+  }
+  const seen = new Set([podIp.address]);
+  extra.forEach((a, i) => {
+    const at = `${path}[${i}]`;
+    if (a.family === 6 && /^fe[89ab]/.test(a.address)) {
+      s.problems.add(at, `${JSON.stringify(formatIpPrefix(a))} is link-local: expected the pod's own address (every link has a link-local one)`);
+    } else if (seen.has(a.address)) {
+      s.problems.add(at, `${JSON.stringify(formatIpPrefix(a))} repeats ${a.address === podIp.address ? 'podip' : 'an address before it'}: expected each pod address once`);
+    }
+    seen.add(a.address);
+  });
 }
 
 function readRoute(item: unknown, path: string, problems: Problems): PodRoute | undefined {
@@ -387,6 +430,7 @@ export function wireguardToJson(t: WireguardTunnel): Record<string, unknown> {
     'listen-port': t.listenPort,
     'persistent-keepalive': t.persistentKeepalive,
     mtu: t.mtu,
+    ...(t.extraPodIps !== undefined && t.extraPodIps.length > 0 && { 'extra-pod-ips': t.extraPodIps.map(formatIpPrefix) }),
   };
 }
 

@@ -101,6 +101,11 @@ export interface WireguardTunnel {
   readonly persistentKeepalive: number;
   /** MTU of the WireGuard device, as the worker computed it (min of pod MTU and underlay − 80). */
   readonly mtu: number;
+  /**
+   * The pod's addresses besides `podip` (`extra-pod-ips`): a dual-stack pod's IPv6 address, since
+   * CAA's `podip` stays the IPv4 one. Absent when the pod has only `podip`.
+   */
+  readonly extraPodIps?: readonly IpPrefix[];
 }
 
 export type TunnelOptions = VxlanTunnel | WireguardTunnel;
@@ -122,6 +127,19 @@ export interface PodNetwork {
   readonly dedicated: boolean;
   readonly externalNetViaPodVm: boolean;
   readonly tunnel: TunnelOptions;
+}
+
+/** RFC 8200's minimum link MTU: a device below it loses its IPv6 addresses. */
+export const IPV6_MIN_MTU = 1280;
+
+/** Every address of the pod: `podip` first, then the wireguard section's `extra-pod-ips`. */
+export function podAddresses(p: PodNetwork): IpPrefix[] {
+  return [p.podIp, ...(p.tunnel.type === 'wireguard' ? (p.tunnel.extraPodIps ?? []) : [])];
+}
+
+/** Whether the pod has an IPv6 address, so the tunnel must carry IPv6 (and its MTU be 1280 or more). */
+export function carriesIpv6(p: PodNetwork): boolean {
+  return podAddresses(p).some((a) => a.family === 6);
 }
 
 export interface ApfDocument {

@@ -1,6 +1,7 @@
 // The pod VM's /init, generated as text (pure): a busybox shell script that plays the parts a
 // CAA pod-VM image gives to systemd units, in their order:
-//   modules → network (ip= on the kernel command line, as initramfs-tools reads it)
+//   modules → network (ip= on the kernel command line, as initramfs-tools reads it; peerpod.ip6=
+//   for an IPv6 address, such as a link-local one on an IPv6-only host⇄guest link)
 //   → netns@podns (ip netns add podns) → the NoCloud seed at /media/cidata
 //   → process-user-data (writes /run/peerpod/apf.json) → peerpod-wg-agent setup
 // and then stays alive as PID 1. Each step prints a marker on the serial console, which the host
@@ -86,9 +87,15 @@ if [ -n "$addr" ]; then
   /usr/sbin/ip address add "$addr/$prefix" dev "$dev" || err "address $addr/$prefix on $dev"
   /usr/sbin/ip link set "$dev" up || err "link $dev up"
   [ -n "$gw" ] && { /usr/sbin/ip route add default via "$gw" dev "$dev" || err "default route via $gw"; }
-else
-  err "no ip= on the kernel command line: $dev stays down"
 fi
+# peerpod.ip6=<address/prefix>: an IPv6 address for the NIC, e.g. a link-local one on a host⇄guest
+# link that has no IPv4 at all. nodad: the host hands out each address once.
+ip6=$(arg peerpod.ip6)
+if [ -n "$ip6" ]; then
+  /usr/sbin/ip -6 address add "$ip6" dev "$dev" nodad || err "address $ip6 on $dev"
+  /usr/sbin/ip link set "$dev" up || err "link $dev up"
+fi
+[ -n "$addr$ip6" ] || err "no ip= or peerpod.ip6= on the kernel command line: $dev stays down"
 mark network
 
 /usr/sbin/ip netns add podns || err "ip netns add podns"

@@ -3,6 +3,7 @@
 // own, only apt for wireguard-go and iproute2:
 //   bin/node                     the build machine's node, stripped (Node 20), as for the pod VM
 //   lib/peerpod-wg-sidecar.mjs   esbuild bundle of cmd/peerpod-wg-sidecar (no cloud SDK in it)
+//   lib/chunk-*.mjs              the cloud SDKs, loaded only when CLOUD_PROVIDER asks for them)
 //   lib/netlink.node             the `netlink` package's addon, for WG_BACKEND=kernel
 // Made from the tsc output in dist/, so build first. Which tools and libraries go around it is the
 // Dockerfile's business (packaging/image/rootfs.sh).
@@ -41,10 +42,11 @@ export async function buildSidecarImageContext(opts: { exec: Exec; outDir: strin
   await rm(work, { recursive: true, force: true });
   await mkdir(join(work, 'bin'), { recursive: true });
   await mkdir(join(work, 'lib'));
-  const { inputs } = await bundleForNode({ entries: { 'peerpod-wg-sidecar': entry }, outDir: join(work, 'lib') });
-  const leaked = cloudSdksIn(inputs);
+  const { entryInputs } = await bundleForNode({ entries: { 'peerpod-wg-sidecar': entry }, outDir: join(work, 'lib'), splitting: true });
+  // The cloud SDKs ride along for the firewall rule (CLOUD_PROVIDER), in chunks loaded only then.
+  const leaked = cloudSdksIn(entryInputs['peerpod-wg-sidecar'] ?? []);
   if (leaked.length > 0) {
-    throw new PeerpodError('EINVAL', `a cloud SDK would be bundled into the sidecar: ${leaked.slice(0, 3).join(', ')}`, { op: 'sidecar-image' });
+    throw new PeerpodError('EINVAL', `a cloud SDK would load with the sidecar at start: ${leaked.slice(0, 3).join(', ')}`, { op: 'sidecar-image' });
   }
   await copyFile(addon, join(work, 'lib', 'netlink.node'));
   await copyFile(await strippedNode(opts.exec, opts.node ?? process.execPath, opts.cacheDir), join(work, 'bin', 'node'));

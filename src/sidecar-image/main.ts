@@ -7,6 +7,11 @@ import { defaultCacheDir } from '../podvm-image/image.js';
 import { buildSidecarImageContext, SIDECAR_IMAGE_CONTEXT } from './context.js';
 
 async function main(argv: string[]): Promise<void> {
+  if (argv.length > 1 || argv[0]?.startsWith('-') === true) {
+    process.stderr.write('usage: node dist/src/sidecar-image/main.js [DIR]   (default dist/sidecar-image)\n');
+    process.exitCode = 2;
+    return;
+  }
   const outDir = argv[0] ?? join(PROJECT_ROOT, SIDECAR_IMAGE_CONTEXT);
   const ctx = await buildSidecarImageContext({ exec: realExec, outDir, cacheDir: defaultCacheDir() });
   process.stdout.write(`${JSON.stringify(ctx, null, 2)}\n`);

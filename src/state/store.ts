@@ -35,6 +35,8 @@ export interface WireguardPodRecord extends PodRecordBase {
   tunnelType: 'wireguard';
   /** The pod's CNI interface in its netns (eth0). */
   podInterface: string;
+  /** The pod's addresses besides podIP (a dual-stack pod's IPv6 one); absent when none. */
+  extraPodIPs?: string[];
   /** Public half of the pod VM's key pair; the private half went into apf.json only. */
   vmPublicKey: string;
   workerPublicKey: string;

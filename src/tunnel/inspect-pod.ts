@@ -1,6 +1,9 @@
 // Reads a pod netns the way CAA's Inspect does: the primary interface (the one that carries the
-// default route), its IPv4 address with prefix, MAC, MTU, routes and permanent neighbours. The
-// result is tunnel-agnostic; each tunnel driver adds its own section on top.
+// default route), its IPv4 address with prefix, MAC, MTU, routes and permanent neighbours; and,
+// beyond CAA (whose Inspect reads IPv4 only), its global IPv6 addresses and IPv6 routes too. A
+// dual-stack pod keeps its IPv4 address as `podip` and lists the IPv6 ones as extra addresses; an
+// IPv6-only pod has its IPv6 address as `podip`. The result is tunnel-agnostic; each tunnel driver
+// adds its own section on top (the wireguard one carries the extra addresses).
 import { PeerpodError } from '../errors.js';
 import type { Netns } from '../netns/netns.js';
 import { canonicalIp } from '../podnetwork/ip.js';
@@ -30,9 +33,11 @@ export interface PodInterfaceNeighbor {
 
 export interface PodInterface {
   interface: string;
-  /** "198.18.1.21" */
+  /** "198.18.1.21"; the first global IPv6 address when the pod has no IPv4 one. */
   podIP: string;
   prefixLength: number;
+  /** The pod's other global addresses (a dual-stack pod's IPv6 ones). */
+  extraAddresses: IpPrefix[];
   hwAddr: string;
   mtu: number;
   routes: PodInterfaceRoute[];
@@ -47,8 +52,9 @@ export async function inspectPodNetns(ns: Netns): Promise<PodInterface> {
       field: 'netns',
     });
   }
-  const routes = await ns.routes({ family: 4 });
-  const def = routes.find((r) => r.dst === 'default' && r.dev !== undefined);
+  const routes4 = await ns.routes({ family: 4 });
+  const routes6 = (await ns.ipv6Unavailable()) === null ? await ns.routes({ family: 6 }) : [];
+  const def = [...routes4, ...routes6].find((r) => r.dst === 'default' && r.dev !== undefined);
   const links = await ns.links();
   const name = def?.dev ?? (links.some((l) => l.ifname === 'eth0') ? 'eth0' : undefined);
   const link = links.find((l) => l.ifname === name);
@@ -59,9 +65,11 @@ export async function inspectPodNetns(ns: Netns): Promise<PodInterface> {
       { op: 'inspect', netns: ns.label },
     );
   }
-  const addr = (await ns.addresses(name)).find((a) => a.family === 'inet' && a.scope === 'global');
+  const global = (await ns.addresses(name)).filter((a) => a.scope === 'global');
+  // IPv4 first: CAA's podip is the IPv4 address whenever there is one.
+  const [addr, ...others] = [...global.filter((a) => a.family === 'inet'), ...global.filter((a) => a.family === 'inet6')];
   if (addr === undefined) {
-    throw new PeerpodError('ENOTFOUND', `interface ${name} in pod netns ${ns.label} has no IPv4 address`, {
+    throw new PeerpodError('ENOTFOUND', `interface ${name} in pod netns ${ns.label} has no global IPv4 or IPv6 address`, {
       op: 'inspect',
       netns: ns.label,
       iface: name,
@@ -72,10 +80,12 @@ export async function inspectPodNetns(ns: Netns): Promise<PodInterface> {
     interface: name,
     podIP: addr.local,
     prefixLength: addr.prefixlen,
+    extraAddresses: others.map((a) => prefixOf(a.local, a.prefixlen)),
     hwAddr: link.address ?? '',
     mtu: link.mtu,
-    routes: routes
-      .filter((r) => r.dev === name)
+    // IPv6's link-local route (fe80::/64) is every link's own: the pod VM's device makes none.
+    routes: [...routes4, ...routes6]
+      .filter((r) => r.dev === name && !r.dst.startsWith('fe80:'))
       .map((r) => {
         const route: PodInterfaceRoute = { dst: r.dst === 'default' ? '' : r.dst, gw: r.gateway ?? '', dev: name };
         if (r.protocol !== undefined) route.protocol = r.protocol;

@@ -68,6 +68,20 @@ describeLab('worker setup recovery and bad input (lab)', () => {
     ['an unknown tunnel type', (p) => (p['tunnel-type'] = 'ipsec'), /unknown tunnel type.*vxlan, wireguard/],
     ['a missing wireguard section', (p) => delete p['wireguard'], /wireguard/],
     ['a negative keepalive', (_p, wg) => (wg['persistent-keepalive'] = -1), /persistent-keepalive/],
+    // IPv6 (issue 12): the pod's further addresses, and IPv6's 1280-byte minimum MTU.
+    ['extra pod IPs that are no list', (_p, wg) => (wg['extra-pod-ips'] = 'fd00:198:18:1::21/64'), /wireguard\.extra-pod-ips: .* is not a valid list/],
+    ['an extra pod IP without prefix', (_p, wg) => (wg['extra-pod-ips'] = ['fd00:198:18:1::21']), /wireguard\.extra-pod-ips\[0\]: .*prefix length is missing/],
+    ['a link-local extra pod IP', (_p, wg) => (wg['extra-pod-ips'] = ['fe80::21/64']), /wireguard\.extra-pod-ips\[0\]: .* is link-local/],
+    ['an extra pod IP that repeats podip', (_p, wg) => (wg['extra-pod-ips'] = ['198.18.1.21/24']), /wireguard\.extra-pod-ips\[0\]: .* repeats podip/],
+    ['an IPv6 extra pod IP with a pod MTU below 1280', (p, wg) => {
+      wg['extra-pod-ips'] = ['fd00:198:18:1::21/64'];
+      p['mtu'] = 1279;
+    }, /pod-network\.mtu: 1279 is below 1280, IPv6's minimum MTU, but the pod has the IPv6 address fd00:198:18:1::21\/64/],
+    ['an IPv6 podip with a pod MTU below 1280', (p) => {
+      p['podip'] = 'fd00:198:18:1::21/64';
+      p['mtu'] = 1200;
+    }, /pod-network\.mtu: 1200 is not a valid MTU for an IPv6 pod: expected an integer 1280-65535/],
+    ['a tunnel MTU below 1280', (_p, wg) => (wg['mtu'] = 1200), /wireguard\.mtu: 1200 is not a valid MTU: expected an integer 1280-65535/],
   ];
 
   it.each(badInputs)('refuses %s, naming the field, and configures nothing', async (_name, mutate, message) => {
@@ -89,6 +103,9 @@ describeLab('worker setup recovery and bad input (lab)', () => {
     ['a missing pod VM IP', ['--pod-vm-ip', ''], /pod-vm-ip/],
     ['a missing netns', ['--netns', '/run/netns/does-not-exist'], /does not exist/],
     ['invalid JSON', ['--config', '/dev/null'], /not valid JSON/],
+    ['a link-local pod VM IP without a zone', ['--pod-vm-ip', 'fe80::10'], /fe80::10 is link-local but has no zone: expected the worker's interface/],
+    ['a link-local pod VM IP whose zone is no interface here', ['--pod-vm-ip', 'fe80::10%nosuch0'], /pod VM IP fe80::10%nosuch0: no interface nosuch0 on this worker/],
+    ['a zone on a global pod VM IP', ['--pod-vm-ip', '2001:db8::10%eth0'], /only a link-local IPv6 address \(fe80::\/10\) takes a zone/],
   ])('refuses %s on the command line', async (_name, override, message) => {
     const before = await podNetnsSnapshot(lab);
     const args = flow.setupArgs();

@@ -149,4 +149,14 @@ describe('endpointFirst (which pod VM IP the worker sends to)', () => {
     expect(e.message).toMatch(/dedicated is true but only one pod VM IP/);
     expect(e.context.field).toBe('podVmIPs');
   });
+
+  it('takes IPv6 and a scoped link-local address, and refuses a link-local one without its zone', () => {
+    expect(endpointFirst(['2001:db8::10', 'fe80::10%pwq0a1b2c'], false, '/n')).toEqual(['2001:db8::10', 'fe80::10%pwq0a1b2c']);
+    const noZone = thrown(() => endpointFirst(['fe80::10'], false, '/n'));
+    expect(noZone.message).toMatch(/fe80::10 is link-local but has no zone: expected .* as fe80::10%tap0/);
+    expect(noZone.context.field).toBe('podVmIPs[0]');
+    expect(thrown(() => endpointFirst(['2001:db8::10%eth0'], false, '/n')).message).toMatch(/only a link-local IPv6 address .* takes a zone/);
+    expect(thrown(() => endpointFirst(['fe80::10%a/b'], false, '/n')).message).toMatch(/is not an interface name/);
+    expect(thrown(() => endpointFirst(['203.0.113.300'], false, '/n')).message).toMatch(/is not an IP address/);
+  });
 });

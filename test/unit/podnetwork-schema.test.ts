@@ -51,6 +51,13 @@ function ipv6Doc(): Json {
   return doc;
 }
 
+/** A dual-stack wireguard pod: CAA's podip is the IPv4 address, the IPv6 one rides in our section. */
+function dualStackDoc(): Json {
+  const doc = wireguardDoc();
+  wg(doc)['extra-pod-ips'] = ['FD00:10:244:1::15/64'];
+  return doc;
+}
+
 function errorOf(f: () => unknown): PeerpodError {
   try {
     f();
@@ -141,6 +148,15 @@ describe('good documents', () => {
         expect(p.workerNodeIp?.address).toBe('2001:db8::10');
         expect(p.routes[0]).toEqual({ gw: 'fe80::1', dev: 'eth0' });
         expect(p.mtu).toBe(1280);
+      },
+    },
+    {
+      name: 'dual-stack pod: extra-pod-ips canonicalised, written back',
+      doc: dualStackDoc,
+      check: (p) => {
+        expect(p.podIp.family).toBe(4);
+        expect(p.tunnel.type === 'wireguard' && p.tunnel.extraPodIps).toEqual([{ address: 'fd00:10:244:1::15', prefixLength: 64, family: 6 }]);
+        expect((podNetworkToJson(p)['wireguard'] as Json)['extra-pod-ips']).toEqual(['fd00:10:244:1::15/64']);
       },
     },
     {
@@ -304,6 +320,12 @@ const bad: BadRow[] = [
   { name: 'pod MTU too small for IPv6', base: ipv6Doc, mutate: (d) => (net(d).mtu = 1279), field: 'pod-network.mtu', fragment: 'expected an integer 1280-65535' },
   { name: 'pod MTU too big', mutate: (d) => (net(d).mtu = 65536), field: 'pod-network.mtu', fragment: 'expected an integer 68-65535' },
   { name: 'tunnel MTU too small', mutate: (d) => (wg(d).mtu = 1000), field: 'pod-network.wireguard.mtu', fragment: '1000 is not a valid MTU: expected an integer 1280-65535' },
+  { name: 'pod MTU too small for a dual-stack pod', base: dualStackDoc, mutate: (d) => (net(d).mtu = 1279), field: 'pod-network.mtu', fragment: '1279 is below 1280, IPv6\'s minimum MTU, but the pod has the IPv6 address fd00:10:244:1::15/64 (wireguard.extra-pod-ips)' },
+  { name: 'extra pod IP without prefix', base: dualStackDoc, mutate: (d) => (wg(d)['extra-pod-ips'] = ['fd00::15']), field: 'pod-network.wireguard.extra-pod-ips[0]', fragment: 'the prefix length is missing' },
+  { name: 'extra pod IPs not a list', base: dualStackDoc, mutate: (d) => (wg(d)['extra-pod-ips'] = 'fd00::15/64'), field: 'pod-network.wireguard.extra-pod-ips', fragment: 'is not a valid list: expected a list of up to 8 addresses' },
+  { name: 'extra pod IP link-local', base: dualStackDoc, mutate: (d) => (wg(d)['extra-pod-ips'] = ['fe80::15/64']), field: 'pod-network.wireguard.extra-pod-ips[0]', fragment: 'is link-local: expected the pod\'s own address' },
+  { name: 'extra pod IP repeats podip', base: dualStackDoc, mutate: (d) => (wg(d)['extra-pod-ips'] = ['10.244.1.21/24']), field: 'pod-network.wireguard.extra-pod-ips[0]', fragment: 'repeats podip' },
+  { name: 'extra pod IP multicast', base: dualStackDoc, mutate: (d) => (wg(d)['extra-pod-ips'] = ['ff02::1/64']), field: 'pod-network.wireguard.extra-pod-ips[0]', fragment: 'not a unicast address' },
   { name: 'index negative', mutate: (d) => (net(d).index = -1), field: 'pod-network.index', fragment: 'expected an integer 0-2147483647' },
   { name: 'dedicated not a boolean', mutate: (d) => (net(d).dedicated = 'yes'), field: 'pod-network.dedicated', fragment: '"yes" is not a valid boolean: expected true or false' },
   { name: 'wireguard section missing for wireguard', mutate: (d) => delete net(d).wireguard, field: 'pod-network.wireguard', fragment: "missing: tunnel-type wireguard needs the pod VM's keys and port: expected an object with private-key" },

@@ -7,6 +7,12 @@
 //                                        (no address)                           podns (the VM's pod netns)
 //
 // The lab's `<p>-vmpod` namespace is not used then: the pod netns lives inside the guest.
+//
+// With `link: 'link-local'` the guest hangs off the worker instead, as a local provider on the
+// worker node itself would run it: its TAP is in `<p>-wk`, with no bridge and no IPv4, only
+// fe80::1/64 (host) and fe80::10/64 (guest), and the tunnel runs to [fe80::10%<tap>]:port:
+//
+//   <p>-wk (worker host): TAP fe80::1/64 ══ qemu guest: eth0 fe80::10/64 (kernel WireGuard), podns
 // `startQemuPodVm` is what the demo calls; it fails with EUNSUPPORTED, saying why, where qemu cannot
 // run, and with EBACKEND (console tail included) when the guest does not come up; either way `<p>-vm`
 // is left as the namespace VM needs it, so the caller can fall back to `LabFlow.agentSetup()`.
@@ -17,10 +23,12 @@ import { PeerpodError } from '../../errors.js';
 import type { Exec } from '../../exec.js';
 import { LAB, type Lab } from '../../lab/lab.js';
 import { buildPodVmImage, type PodVmImage } from '../../podvm-image/image.js';
-import { LocalProvider } from './local-provider.js';
+import { LocalProvider, type LocalNetwork } from './local-provider.js';
 import type { QemuGuest } from './qemu.js';
 
 export const LAB_VM_BRIDGE = 'br-vm';
+/** The link-local flavour's addresses: the worker's end of the TAP, and the guest's. */
+export const LINK_LOCAL = { host: 'fe80::1/64', guest: 'fe80::10/64' } as const;
 
 export interface LabVmNetwork {
   netns: string;
@@ -82,6 +90,8 @@ export interface StartQemuPodVmOptions {
   /** Wait for the agent's ready marker (default true) up to this long (default 120 s). */
   readyTimeoutMs?: number;
   waitReady?: boolean;
+  /** 'nat' (default): behind the lab's NAT, as a cloud VM; 'link-local': on a TAP of the worker, IPv6 link-local only. */
+  link?: 'nat' | 'link-local';
 }
 
 /**
@@ -92,12 +102,18 @@ export async function startQemuPodVm(lab: Lab, apfJsonText: string, opts: StartQ
   const why = qemuUnavailable();
   if (why !== null) throw new PeerpodError('EUNSUPPORTED', `no qemu pod VM: ${why}`, { op: 'start-qemu-pod-vm' });
   const { exec } = opts;
-  const net = await prepareLabVmNetns(lab, exec);
+  const linkLocal = opts.link === 'link-local';
+  const network: LocalNetwork = linkLocal
+    ? { netns: lab.ns.worker, addresses: [LINK_LOCAL.guest], hostAddress: LINK_LOCAL.host }
+    : await prepareLabVmNetns(lab, exec).then((net) => ({ netns: net.netns, bridge: net.bridge, addresses: [net.address], gateway: net.gateway }));
+  const restore = async (): Promise<void> => {
+    if (!linkLocal) await restoreLabVmNetns(lab, exec).catch(() => undefined);
+  };
   let image: PodVmImage;
   try {
     image = await buildPodVmImage({ exec });
   } catch (e) {
-    await restoreLabVmNetns(lab, exec).catch(() => undefined);
+    await restore();
     throw e;
   }
   const ownStateDir = opts.stateDir === undefined;
@@ -105,7 +121,7 @@ export async function startQemuPodVm(lab: Lab, apfJsonText: string, opts: StartQ
   const provider = new LocalProvider({
     exec,
     image: async () => image,
-    network: { netns: net.netns, bridge: net.bridge, addresses: [net.address], gateway: net.gateway },
+    network,
     stateDir,
     controlChannel: opts.controlChannel ?? false,
     ...(opts.memoryMiB === undefined ? {} : { memoryMiB: opts.memoryMiB }),
@@ -117,7 +133,7 @@ export async function startQemuPodVm(lab: Lab, apfJsonText: string, opts: StartQ
     instance = await provider.createInstance({ name, userdata: apfJsonText });
   } catch (e) {
     if (ownStateDir) await rm(stateDir, { recursive: true, force: true });
-    await restoreLabVmNetns(lab, exec).catch(() => undefined);
+    await restore();
     throw e;
   }
   const guest = provider.guest(name)!;
@@ -131,7 +147,7 @@ export async function startQemuPodVm(lab: Lab, apfJsonText: string, opts: StartQ
     } catch (e) {
       // The caller may fall back to the namespace VM: leave `<p>-vm` as that flavour needs it.
       await stop().catch(() => undefined);
-      await restoreLabVmNetns(lab, exec).catch(() => undefined);
+      await restore();
       throw e;
     }
   }

@@ -3,7 +3,9 @@
 // boots the image from src/podvm-image/ with its userdata on a NoCloud seed ISO, and its NIC is a
 // TAP in a network namespace (the lab's VM-side namespace), bridged there to the underlay. Its
 // address comes from a small pool, passed on the kernel command line as a DHCP server would hand
-// it out, and returned as the instance's private IP.
+// it out, and returned as the instance's private IP. The pool may be IPv6 link-local ("fe80::10/64")
+// on TAPs without a bridge: each TAP is then its own link, the host end gets `hostAddress`, and the
+// private IP carries the TAP as its zone ("fe80::10%pwq…"), which is how the worker reaches it.
 //
 // Every instance has a folder under `stateDir/<name>/` (instance.json, seed.iso, console.log,
 // control.sock), so deleteInstance works from the folder alone, after a restart too: it stops the
@@ -34,11 +36,14 @@ import { writeSeedIso } from './seed.js';
 export interface LocalNetwork {
   /** Namespace (name under /run/netns) where the TAPs are made and qemu runs. */
   netns: string;
-  /** A bridge in that namespace, joined to the underlay, that the TAPs are put on. */
-  bridge: string;
-  /** Addresses to hand out, with their prefix length ("203.0.113.10/24"). */
+  /** A bridge in that namespace, joined to the underlay, that the TAPs are put on; none: each TAP is a link of its own. */
+  bridge?: string;
+  /** Addresses to hand out, with their prefix length ("203.0.113.10/24", or IPv6 such as "fe80::10/64"). */
   addresses: readonly string[];
-  gateway: string;
+  /** The guests' IPv4 default gateway; none on a link-local link. */
+  gateway?: string;
+  /** An address for the host end of each TAP (without a bridge), such as "fe80::1/64". */
+  hostAddress?: string;
 }
 
 export interface LocalProviderOptions {
@@ -113,9 +118,18 @@ export class LocalProvider implements LocalCloudProvider {
       const seed = await writeSeedIso(this.#o.exec, dir, name, request.userdata);
       // The TAP exists before qemu opens it, in qemu's own namespace; otherwise qemu would
       // quietly make a new one in whatever namespace it runs in.
-      const { netns, bridge, gateway } = this.#o.network;
+      const { netns, bridge, gateway, hostAddress } = this.#o.network;
       await this.#o.exec(['ip', '-n', netns, 'tuntap', 'add', 'dev', tap, 'mode', 'tap'], { timeoutMs: 10_000 });
-      await this.#o.exec(['ip', '-n', netns, 'link', 'set', 'dev', tap, 'master', bridge, 'up'], { timeoutMs: 10_000 });
+      if (bridge !== undefined) {
+        await this.#o.exec(['ip', '-n', netns, 'link', 'set', 'dev', tap, 'master', bridge, 'up'], { timeoutMs: 10_000 });
+      } else {
+        const nodad = hostAddress?.includes(':') === true ? ['nodad'] : [];
+        const cmds = [
+          ...(hostAddress === undefined ? [] : [`address add ${hostAddress} dev ${tap} ${nodad.join(' ')}`]),
+          `link set dev ${tap} up`,
+        ];
+        await this.#o.exec(['ip', '-n', netns, '-batch', '-'], { input: `${cmds.join('\n')}\n`, timeoutMs: 10_000 });
+      }
       const log = createWriteStream(join(dir, 'console.log'), { mode: 0o600 });
       this.#logs.set(name, log);
       const guest = new QemuGuest({
@@ -131,7 +145,9 @@ export class LocalProvider implements LocalCloudProvider {
           'quiet',
           'loglevel=4',
           'panic=-1',
-          `ip=${ip}::${gateway}:${prefixToMask(Number(prefix))}:${name}:eth0:off`,
+          ...(ip.includes(':')
+            ? [`peerpod.ip6=${address}`]
+            : [`ip=${ip}::${gateway ?? ''}:${prefixToMask(Number(prefix))}:${name}:eth0:off`]),
           ...(this.#o.controlChannel === true ? [`peerpod.ctl=${CONTROL_PORT_NAME}`] : []),
         ].join(' '),
         ...(this.#o.controlChannel === true ? { controlSocket: join(dir, 'control.sock') } : {}),
@@ -145,7 +161,8 @@ export class LocalProvider implements LocalCloudProvider {
       record.pid = guest.pid;
       record.startedAt = guest.startedAt;
       await this.#save(record);
-      return { id: name, ips: { private: [ip] } };
+      // A link-local address means nothing without its link: the TAP, on this host.
+      return { id: name, ips: { private: [/^fe[89ab]/i.test(ip) ? `${ip}%${tap}` : ip] } };
     } catch (e) {
       const err = new PeerpodError('EBACKEND', `cannot start local pod VM ${name}`, ctx, e);
       await this.deleteInstance(name).catch((c: unknown) => err.cleanupErrors.push(c));

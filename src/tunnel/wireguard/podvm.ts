@@ -1,14 +1,18 @@
 // The pod-VM side of the `wireguard` tunnel. It creates the device in the VM's root netns, where
 // its UDP socket listens on the agreed port, moves it into the pod netns under the pod's interface
-// name (eth0), then gives it the pod IP, MTU and routes. The worker's peer has no endpoint: the VM
-// learns it from the first handshake and follows it when the worker's NAT mapping changes.
-// Re-running setup adopts a device that is already in place; teardown is idempotent.
-import { PeerpodError } from '../../errors.js';
-import type { NetnsFactory } from '../../netns/netns.js';
+// name (eth0), then gives it the pod's addresses (podip and the wireguard section's extra-pod-ips,
+// so IPv4, IPv6 or both), MTU and routes. With --interface-only (CAA's podnode adds the routes) it
+// still adds every address, but no route. A pod with IPv6 gets it on the device without any IPv6
+// chatter of the device's own (no link-local address, DAD, RA or router solicitation), so nothing
+// but the pod's packets enters the tunnel. The worker's peer has no endpoint: the VM learns it from
+// the first handshake and follows it when the worker's NAT mapping changes. Re-running setup adopts
+// a device that is already in place; teardown is idempotent.
+import { PeerpodError, type ErrorContext } from '../../errors.js';
+import type { Netns, NetnsFactory } from '../../netns/netns.js';
 import type { WireGuardBackend } from '../../wireguard/backend.js';
 import type { DeviceConfig, PeerConfig } from '../../wireguard/config.js';
 import { formatIpPrefix } from '../../podnetwork/ip.js';
-import type { WireguardTunnel } from '../../podnetwork/types.js';
+import { IPV6_MIN_MTU, carriesIpv6, podAddresses, type PodNetwork, type PodRoute, type WireguardTunnel } from '../../podnetwork/types.js';
 import type { SecretKey } from '../../wireguard/keys.js';
 import type { PodVmSetupRequest, PodVmSetupResult, PodVmTunnelDriver } from '../driver.js';
 import { podVmDeviceName } from './names.js';
@@ -71,24 +75,31 @@ export class WireguardPodVmDriver implements PodVmTunnelDriver {
       );
     }
     const mtu = Math.min(wireguard.mtu, pn.mtu, (await this.#d.netns.host().defaultRouteMtu()) - WIREGUARD_OVERHEAD);
+    const v6 = carriesIpv6(pn);
+    if (v6) await this.checkIpv6(podNs, pn, mtu, ctx);
     try {
       if (!adopted) await backend.create(device, { mtu });
-      await this.configureDevice(device, { ...wireguard, privateKey }, pn.podIp.family);
+      await this.configureDevice(device, { ...wireguard, privateKey }, v6);
       if (!adopted) {
         await this.#d.netns
           .host()
           .ip(['link', 'set', 'dev', device, 'netns', req.podNetns, 'name', iface], 'move device into the pod netns', device);
       }
-      if (pn.podIp.family === 4) {
-        await podNs.writeSysctls({ [`net.ipv6.conf.${iface}.disable_ipv6`]: 1 }, iface);
-      }
+      // Before the device goes up: an IPv6 device comes up sending DAD, MLD and router solicitations.
+      const p = `net.ipv6.conf.${iface}`;
+      await podNs.writeSysctls(
+        v6
+          ? { [`${p}.disable_ipv6`]: 0, [`${p}.addr_gen_mode`]: 1, [`${p}.accept_ra`]: 0, [`${p}.dad_transmits`]: 0, [`${p}.router_solicitations`]: 0 }
+          : { [`${p}.disable_ipv6`]: 1 },
+        iface,
+      );
       const cmds: string[][] = [
-        ['address', 'replace', formatIpPrefix(pn.podIp), 'dev', iface],
+        ...podAddresses(pn).map((a) => ['address', 'replace', formatIpPrefix(a), 'dev', iface, ...(a.family === 6 ? ['nodad'] : [])]),
         ['link', 'set', 'dev', iface, 'up'],
       ];
-      for (const r of req.interfaceOnly === true ? [] : pn.routes) {
+      for (const r of req.interfaceOnly === true ? [] : routesOf(pn)) {
         if (r.protocol === RTPROT_KERNEL) continue; // the address made it already
-        const dst = r.dst === undefined ? 'default' : formatIpPrefix(r.dst);
+        const dst = r.dst === undefined ? (routeFamily(r) === 6 ? '::/0' : 'default') : formatIpPrefix(r.dst);
         // An L3 device has no neighbours: a gateway is reachable only because we say it is.
         cmds.push(
           r.gw === undefined
@@ -107,7 +118,29 @@ export class WireguardPodVmDriver implements PodVmTunnelDriver {
     return { device, interface: iface, mtu, adopted };
   }
 
-  private async configureDevice(device: string, wg: WireguardTunnel & { privateKey: SecretKey }, family: 4 | 6): Promise<void> {
+  /** Refuse an IPv6 pod that this VM cannot carry, before anything is made. */
+  private async checkIpv6(podNs: Netns, pn: PodNetwork, mtu: number, ctx: ErrorContext): Promise<void> {
+    const v6 = podAddresses(pn).find((a) => a.family === 6)!;
+    const field = v6 === pn.podIp ? 'pod-network.podip' : 'pod-network.wireguard.extra-pod-ips';
+    const why = await podNs.ipv6Unavailable();
+    if (why !== null) {
+      throw new PeerpodError(
+        'EINVAL',
+        `${field} has the IPv6 address ${formatIpPrefix(v6)}, but pod netns ${podNs.label} of this VM cannot carry IPv6: ${why}`,
+        { ...ctx, field },
+      );
+    }
+    if (mtu < IPV6_MIN_MTU) {
+      throw new PeerpodError(
+        'EINVAL',
+        `the tunnel MTU here would be ${mtu} (this VM's underlay MTU − ${WIREGUARD_OVERHEAD}, or less), below ${IPV6_MIN_MTU}, IPv6's minimum, ` +
+          `but ${field} has the IPv6 address ${formatIpPrefix(v6)}`,
+        { ...ctx, field: 'mtu' },
+      );
+    }
+  }
+
+  private async configureDevice(device: string, wg: WireguardTunnel & { privateKey: SecretKey }, v6: boolean): Promise<void> {
     const { backend } = this.#d;
     const actual = await backend.device(device);
     const change: DeviceConfig = {};
@@ -115,7 +148,7 @@ export class WireguardPodVmDriver implements PodVmTunnelDriver {
     if (actual.listenPort !== wg.listenPort) change.listenPort = wg.listenPort;
     const peer = actual.peers.find((p) => p.publicKey.equals(wg.peerPublicKey));
     if (actual.peers.some((p) => !p.publicKey.equals(wg.peerPublicKey))) change.replacePeers = true;
-    const allowed = family === 6 ? ['0.0.0.0/0', '::/0'] : ['0.0.0.0/0'];
+    const allowed = v6 ? ['0.0.0.0/0', '::/0'] : ['0.0.0.0/0'];
     const want: PeerConfig = { publicKey: wg.peerPublicKey };
     let touched = false;
     const psk = wg.presharedKey ?? null;
@@ -154,4 +187,22 @@ export class WireguardPodVmDriver implements PodVmTunnelDriver {
       }, e);
     }
   }
+}
+
+/** A default route (no dst) is IPv6 when its gateway is; one without either is IPv4, as iproute2 reads it. */
+function routeFamily(r: PodRoute): 4 | 6 {
+  return r.dst?.family ?? (r.gw?.includes(':') === true ? 6 : 4);
+}
+
+/**
+ * The pod's routes, and for each family that only `extra-pod-ips` brings and no route covers (a
+ * dual-stack pod whose CAA wrote only IPv4 routes), a default route through the device: the worker
+ * forwards whatever the tunnel brings, so that family's traffic has nowhere else to go.
+ */
+function routesOf(pn: PodNetwork): PodRoute[] {
+  const uncovered = new Set(podAddresses(pn).map((a) => a.family));
+  uncovered.delete(pn.podIp.family);
+  for (const r of pn.routes) if (r.protocol !== RTPROT_KERNEL) uncovered.delete(routeFamily(r));
+  const defaults = [...uncovered].map((family): PodRoute => ({ dst: { address: family === 6 ? '::' : '0.0.0.0', prefixLength: 0, family } }));
+  return [...pn.routes, ...defaults];
 }

@@ -24,12 +24,13 @@ import { pendingIdOf, podIdOf } from '../../state/store.js';
 import type { WireGuardBackend } from '../../wireguard/backend.js';
 import type { DeviceConfig, PeerConfig } from '../../wireguard/config.js';
 import { generateKeyPair, generatePresharedKey, PublicKey, type SecretKey } from '../../wireguard/keys.js';
-import type { PodNetwork, WireguardTunnel } from '../../podnetwork/types.js';
+import { IPV6_MIN_MTU, type IpPrefix, type PodNetwork, type WireguardTunnel } from '../../podnetwork/types.js';
+import { parseIpAddress } from '../../podnetwork/ip.js';
 import { inspectPodNetns, toPodNetwork } from '../inspect-pod.js';
 import { workerDeviceName } from './names.js';
-import { applyPodPlumbing, removePodPlumbing } from './worker-plumbing.js';
+import { applyPodPlumbing, hostPrefix, preparePodNetns, removePodPlumbing } from './worker-plumbing.js';
 
-/** IPv4 + UDP + WireGuard's own header and tag. 80 covers an IPv6 underlay too. */
+/** Outer IPv6 (40) + UDP (8) + WireGuard's header (16) and tag (16): an IPv4 underlay needs 20 less. */
 export const WIREGUARD_OVERHEAD = 80;
 export const DEFAULT_LISTEN_PORT = 51900;
 export const DEFAULT_KEEPALIVE = 25;
@@ -102,6 +103,17 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     }
     const ns = this.#d.netns.at(netnsPath);
     const pod = await inspectPodNetns(ns);
+    // Before any key is made: a pod refused here leaves nothing behind.
+    const mtu = Math.min(pod.mtu, this.#maxMtu, (await this.#d.netns.host().defaultRouteMtu()) - WIREGUARD_OVERHEAD);
+    const v6 = [pod.podIP, ...pod.extraAddresses.map((a) => a.address)].find((ip) => ip.includes(':'));
+    if (v6 !== undefined && mtu < IPV6_MIN_MTU) {
+      throw new PeerpodError(
+        'EINVAL',
+        `the tunnel MTU for pod netns ${netnsPath} would be ${mtu} (pod MTU ${pod.mtu}, underlay MTU − ${WIREGUARD_OVERHEAD}), ` +
+          `below ${IPV6_MIN_MTU}, IPv6's minimum, but the pod has the IPv6 address ${v6}: raise the underlay MTU`,
+        { op: 'inspect', netns: netnsPath, field: 'mtu' },
+      );
+    }
     // Inspect twice for the same pod (before its setup) gives the same worker key, so a retried
     // CreateVM stays valid.
     let workerKey = await store.readKey(id, 'worker');
@@ -110,7 +122,6 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       await store.writeKey(id, 'worker', workerKey);
     }
     const vm = generateKeyPair();
-    const mtu = Math.min(pod.mtu, this.#maxMtu, (await this.#d.netns.host().defaultRouteMtu()) - WIREGUARD_OVERHEAD);
     const wireguard: WireguardTunnel = {
       type: 'wireguard',
       privateKey: vm.privateKey,
@@ -119,6 +130,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       listenPort: this.#listenPort,
       persistentKeepalive: this.#keepalive,
       mtu,
+      ...(pod.extraAddresses.length > 0 && { extraPodIps: pod.extraAddresses }),
     };
     await store.write({
       id,
@@ -127,6 +139,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       device: workerDeviceName(id),
       podIP: pod.podIP,
       podInterface: pod.interface,
+      ...extraPodIPsOf(wireguard),
       vmPublicKey: vm.publicKey.toBase64(),
       workerPublicKey: wireguard.peerPublicKey.toBase64(),
       vmListenPort: wireguard.listenPort,
@@ -214,6 +227,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       device: workerDeviceName(id),
       podIP: req.podNetwork.podIp.address,
       podInterface: req.podNetwork.interfaceName,
+      ...extraPodIPsOf(wireguard),
       vmPublicKey: pending.vmPublicKey,
       workerPublicKey: pending.workerPublicKey,
       vmListenPort: pending.vmListenPort,
@@ -259,6 +273,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       );
     }
     const podVmIPs = endpointFirst(req.podVmIPs, req.podNetwork.dedicated, req.netns);
+    await this.endpointOf(podVmIPs[0]!, record); // a zone names an interface that exists, before anything changes
     await podNs.requireLink(podInterface, 'setup');
 
     const vmIPsChanged = record.podVmIPs.join(',') !== podVmIPs.join(',');
@@ -266,6 +281,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       ...record,
       podIP,
       podInterface,
+      ...extraPodIPsOf(wireguard),
       // The VM key CAA passes wins (it may come from an earlier inspect); without it, inspect's.
       vmPublicKey: wireguard.privateKey?.publicKey().toBase64() ?? record.vmPublicKey,
       vmListenPort: wireguard.listenPort,
@@ -275,6 +291,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       phase: 'setting-up',
       updatedAt: this.now(),
     };
+    if (wireguard.extraPodIps === undefined) delete next.extraPodIPs;
     // The preshared key is kept (0600) so that a restarted sidecar can re-create a device alone.
     if (wireguard.presharedKey === undefined) await store.removeKey(id, 'psk');
     else await store.writeKey(id, 'psk', wireguard.presharedKey);
@@ -288,7 +305,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
         iface: record.device,
       }, e);
       try {
-        await this.removeNetwork(record.device, req.netns, podIP, podInterface);
+        await this.removeNetwork(record.device, req.netns, podIPsOf(next), podInterface);
         await store.write({ ...next, phase: 'inspected', updatedAt: this.now() });
       } catch (cleanup) {
         err.cleanupErrors.push(cleanup);
@@ -329,15 +346,17 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       await backend.create(device, { mtu: record.mtu });
     }
     step('created');
-    await this.configureDevice(device, workerKey, record, psk, inPod === null || opts.rewriteEndpoint === true, endpointIP);
+    const endpoint = await this.endpointOf(endpointIP, record);
+    await this.configureDevice(device, workerKey, record, psk, inPod === null || opts.rewriteEndpoint === true, endpoint);
     step('configured');
     if (inPod === null) {
+      await preparePodNetns(podNs, podIPsOf(record), device);
       await this.#d.netns
         .host()
         .ip(['link', 'set', 'dev', device, 'netns', record.netns], 'move device into the pod netns', device);
     }
     step('moved');
-    await applyPodPlumbing(podNs, { device, podInterface: record.podInterface, podIP: record.podIP });
+    await applyPodPlumbing(podNs, { device, podInterface: record.podInterface, podIPs: podIPsOf(record) });
     step('plumbed');
     return { created: inPod === null };
   }
@@ -357,9 +376,9 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
         {
           publicKey: vmKey,
           presharedKey: psk,
-          ...(endpointIP === undefined ? {} : { endpoint: formatEndpoint(endpointIP, record.vmListenPort) }),
+          ...(endpointIP === undefined ? {} : { endpoint: await this.endpointOf(endpointIP, record) }),
           replaceAllowedIPs: true,
-          allowedIPs: [`${record.podIP}/32`],
+          allowedIPs: allowedIPsOf(record),
           persistentKeepalive: record.keepalive === 0 ? 1 : record.keepalive,
         },
       ],
@@ -389,8 +408,30 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
    * (back to inspected), or when the pod netns is gone (orphaned, until an explicit teardown).
    */
   async rollBack(record: WireguardPodRecord, phase: 'inspected' | 'orphaned' = 'inspected'): Promise<void> {
-    await this.removeNetwork(record.device, record.netns, record.podIP, record.podInterface);
+    await this.removeNetwork(record.device, record.netns, podIPsOf(record), record.podInterface);
     await this.#d.store.write({ ...record, phase, updatedAt: this.now() });
+  }
+
+  /**
+   * The peer endpoint for a pod VM IP. A link-local one names its link by interface, which must
+   * exist here, in the host netns where the device's UDP socket lives; wireguard-go takes the name,
+   * the kernel's netlink only the interface index.
+   */
+  private async endpointOf(ip: string, record: WireguardPodRecord): Promise<string> {
+    const pct = ip.indexOf('%');
+    if (pct < 0) return formatEndpoint(ip, record.vmListenPort);
+    const zone = ip.slice(pct + 1);
+    const link = await this.#d.netns.host().link(zone);
+    if (link === null) {
+      throw new PeerpodError('EINVAL', `pod VM IP ${ip}: no interface ${zone} on this worker, where the tunnel's UDP socket lives`, {
+        op: 'setup',
+        netns: record.netns,
+        iface: zone,
+        field: 'podVmIPs',
+      });
+    }
+    const scoped = this.#d.backend.kind === 'kernel' ? `${ip.slice(0, pct)}%${link.ifindex}` : ip;
+    return formatEndpoint(scoped, record.vmListenPort);
   }
 
   /** Bring the device's WireGuard config to what is wanted, touching only what differs. */
@@ -400,7 +441,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     record: WireguardPodRecord,
     psk: SecretKey | null,
     rewriteEndpoint: boolean,
-    endpointIP: string,
+    endpoint: string,
   ): Promise<void> {
     const { backend } = this.#d;
     const actual = await backend.device(device);
@@ -419,10 +460,10 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     // The endpoint is set when the peer is new, has none, or CAA gave new VM IPs. An endpoint that
     // is in place may have been learned through NAT, and is never overwritten otherwise.
     if (peer === undefined || peer.endpoint === null || rewriteEndpoint) {
-      want.endpoint = formatEndpoint(endpointIP, record.vmListenPort);
+      want.endpoint = endpoint;
       touched = true;
     }
-    const allowed = [`${record.podIP}/32`];
+    const allowed = allowedIPsOf(record);
     if (peer === undefined || peer.allowedIPs.join(',') !== allowed.join(',')) {
       want.replaceAllowedIPs = true;
       want.allowedIPs = allowed;
@@ -437,11 +478,11 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
   }
 
   /** Remove the tunnel's routing and device, wherever setup got to. */
-  private async removeNetwork(device: string, netnsPath: string, podIP?: string, podInterface?: string): Promise<void> {
+  private async removeNetwork(device: string, netnsPath: string, podIPs?: readonly string[], podInterface?: string): Promise<void> {
     const podNs: Netns = this.#d.netns.at(netnsPath);
     if (await podNs.exists()) {
       const p: Parameters<typeof removePodPlumbing>[1] = { device };
-      if (podIP !== undefined) p.podIP = podIP;
+      if (podIPs !== undefined) p.podIPs = podIPs;
       if (podInterface !== undefined) p.podInterface = podInterface;
       await removePodPlumbing(podNs, p);
     }
@@ -456,7 +497,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     });
     const device = record?.device ?? workerDeviceName(id);
     try {
-      await this.removeNetwork(device, req.netns, record?.podIP);
+      await this.removeNetwork(device, req.netns, record === null ? undefined : podIPsOf(record));
     } catch (e) {
       throw new PeerpodError('ETEARDOWN', `tunnel teardown for pod netns ${req.netns} failed`, {
         op: 'teardown',
@@ -477,6 +518,7 @@ export function endpointFirst(podVmIPs: readonly string[], dedicated: boolean, n
   if (podVmIPs.length === 0) {
     throw new PeerpodError('EINVAL', 'no pod VM IP given: expected at least one IPv4 or IPv6 address', ctx);
   }
+  podVmIPs.forEach((ip, i) => checkPodVmIP(ip, { ...ctx, field: `podVmIPs[${i}]` }));
   if (!dedicated) return [...podVmIPs];
   const [primary, dedicatedIP, ...rest] = podVmIPs;
   if (primary === undefined || dedicatedIP === undefined) {
@@ -487,6 +529,51 @@ export function endpointFirst(podVmIPs: readonly string[], dedicated: boolean, n
     );
   }
   return [dedicatedIP, primary, ...rest];
+}
+
+/**
+ * A pod VM address the worker can send to: an IPv4 or IPv6 address; a link-local IPv6 one (a local
+ * provider's host⇄guest link) needs the zone naming the worker's interface toward the guest
+ * ("fe80::10%tap0"), since every link has the same fe80::/64, and only a link-local one may have it.
+ */
+export function checkPodVmIP(ip: string, ctx: { op: string; netns: string; field: string }): void {
+  const pct = ip.indexOf('%');
+  const bare = pct < 0 ? ip : ip.slice(0, pct);
+  const zone = pct < 0 ? undefined : ip.slice(pct + 1);
+  const parsed = parseIpAddress(bare);
+  if (typeof parsed === 'string') {
+    throw new PeerpodError('EINVAL', `pod VM IP ${JSON.stringify(ip)} is not an IP address: expected e.g. 203.0.113.10 or 2001:db8::10`, ctx);
+  }
+  const linkLocal = parsed.family === 6 && parsed.bytes[0] === 0xfe && (parsed.bytes[1]! & 0xc0) === 0x80;
+  if (linkLocal && zone === undefined) {
+    throw new PeerpodError(
+      'EINVAL',
+      `pod VM IP ${ip} is link-local but has no zone: expected the worker's interface toward the pod VM after a %, as ${ip}%tap0`,
+      ctx,
+    );
+  }
+  if (zone !== undefined && (!linkLocal || !/^[A-Za-z0-9_.-]{1,15}$/.test(zone))) {
+    throw new PeerpodError(
+      'EINVAL',
+      `pod VM IP ${JSON.stringify(ip)}: ${linkLocal ? `${JSON.stringify(zone)} is not an interface name` : 'only a link-local IPv6 address (fe80::/10) takes a zone'}`,
+      ctx,
+    );
+  }
+}
+
+/** The pod's addresses without prefix: podIP first. */
+export function podIPsOf(record: Pick<WireguardPodRecord, 'podIP' | 'extraPodIPs'>): string[] {
+  return [record.podIP, ...(record.extraPodIPs ?? [])];
+}
+
+/** The VM peer's AllowedIPs on the worker: each pod address alone, so no other source gets in. */
+export function allowedIPsOf(record: Pick<WireguardPodRecord, 'podIP' | 'extraPodIPs'>): string[] {
+  return podIPsOf(record).map(hostPrefix);
+}
+
+function extraPodIPsOf(t: WireguardTunnel): { extraPodIPs?: string[] } {
+  const extra = (t.extraPodIps ?? []).map((a: IpPrefix) => a.address);
+  return extra.length > 0 ? { extraPodIPs: extra } : {};
 }
 
 export function formatEndpoint(ip: string, port: number): string {
