@@ -14,7 +14,8 @@ import { TunnelService } from '../src/sidecar/service.js';
 import { drainServers } from '../src/sidecar/shutdown.js';
 import { StateLock } from '../src/state/lock.js';
 import { versionLine } from '../src/version.js';
-import { fail, makeCloudPortRule, makeRuntime, makeWorker, parseFlags } from './wiring.js';
+import { makeCloudPortRule } from './cloud-port-wiring.js';
+import { fail, makeRuntime, makeWorker, parseFlags } from './wiring.js';
 
 const HELP = `peerpod-wg-sidecar: the worker-side daemon of peerpod-wireguard
 

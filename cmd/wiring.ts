@@ -9,8 +9,6 @@ import type { WireGuardBackend } from '../src/wireguard/backend.js';
 import { KernelBackend, kernelWireGuardAvailable } from '../src/wireguard/kernel/backend.js';
 import { DEFAULT_RUN_DIR, UserspaceBackend } from '../src/wireguard/userspace/backend.js';
 import { FilePodStore } from '../src/state/store.js';
-import type { ProviderDeps } from '../src/provider/registry.js';
-import { CloudPortRule, type CloudPortPlan } from '../src/sidecar/cloud-port.js';
 import type { TunnelRegistry } from '../src/tunnel/registry.js';
 import { VxlanWorkerDriver } from '../src/tunnel/vxlan/worker.js';
 import { WireguardWorkerDriver, type SetupStep } from '../src/tunnel/wireguard/worker.js';
@@ -132,24 +130,3 @@ export function makeWorker(rt: Runtime, o: WorkerOptions): Worker {
   return { registry, wireguard, store };
 }
 
-/**
- * The pod VMs' cloud firewall rule at start, with the real provider factory. The registry (and so
- * the cloud SDK) is loaded only when the plan manages the rule; Azure's credential is the pod's
- * workload identity, or the node's managed identity (src/provider/azure/credential.ts).
- */
-export function makeCloudPortRule(plan: CloudPortPlan, log: Logger, signal: AbortSignal): CloudPortRule {
-  return new CloudPortRule(plan, {
-    openFirewall: async (config) => {
-      const { createFirewall } = await import('../src/provider/registry.js');
-      let deps: ProviderDeps = {};
-      if (config.provider === 'azure') {
-        const { azureCredentialFromEnv, azureIdentityKind } = await import('../src/provider/azure/credential.js');
-        log.info({ provider: 'azure', identity: azureIdentityKind(process.env) }, 'azure credential for the cloud firewall rule');
-        deps = { azure: { credential: azureCredentialFromEnv(process.env) } };
-      }
-      return createFirewall(config, deps);
-    },
-    log,
-    signal,
-  });
-}

@@ -135,6 +135,7 @@ register(${JSON.stringify(new URL(`file://${join(dir, 'hooks.mjs')}`).href)}, { 
       'src/sidecar/config.js',
       'src/sidecar/cloud-port.js',
       'cmd/wiring.js',
+      'cmd/cloud-port-wiring.js',
     ]);
     expect(loaded.filter((p) => SDK.test(`${p}/`))).toEqual([]);
     expect(loaded).toContain('yaml');
