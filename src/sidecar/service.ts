@@ -252,7 +252,7 @@ export class TunnelService {
       this.#tracks.set(rec.id, track);
     }
     const log = { netns: rec.netns, pod: rec.pod, device: rec.device };
-    const dev = await this.#d.backend.device(rec.device).catch(() => null);
+    const dev = await this.#d.backend.device(rec.device, { netns: rec.netns }).catch(() => null);
     // A live wireguard-go means a live TUN: the pod netns is looked at only when it is not.
     if (dev === null) {
       if (now - track.healAt < HEAL_EVERY_MS) return;
