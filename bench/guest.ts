@@ -1,4 +1,4 @@
-// `node dist/bench/guest.js [--full]`: the benchmarks inside a qemu guest whose kernel has
+// `node dist/bench/guest.js [--full] [--tunnels-only]`: the benchmarks inside a qemu guest whose kernel has
 // WireGuard (src/provider/local/worker-vm.ts), so that kernel WireGuard and wireguard-go, routing
 // and CAA's VXLAN are measured side by side on one (emulated) machine: bench/tunnels.js (--quick
 // unless --full) and bench/backends.js (memory per tunnel). Under TCG the absolute numbers mean
@@ -14,7 +14,8 @@ async function main(argv: string[]): Promise<number> {
   process.stderr.write(`[guest] worker guest up in ${Date.now() - t0} ms (accel ${vm.guest.accel})\n`);
   let rc = 0;
   try {
-    for (const cmd of [`node dist/bench/tunnels.js${full ? '' : ' --quick'}`, 'node dist/bench/backends.js --tunnels 8']) {
+    const cmds = [`node dist/bench/tunnels.js${full ? '' : ' --quick'}`, ...(argv.includes('--tunnels-only') ? [] : ['node dist/bench/backends.js --tunnels 8'])];
+    for (const cmd of cmds) {
       const t = Date.now();
       process.stderr.write(`[guest] ${cmd}\n`);
       const r = await vm.guest.run(`cd ${PROJECT_ROOT} && ${cmd} 2>/tmp/bench.err; rc=$?; tail -n 30 /tmp/bench.err >&2; exit $rc`, 3_600_000);

@@ -23,7 +23,7 @@ export const WORKER_GUEST_MODULES = [
   'nf_tables', 'nft_compat', 'nft_chain_nat', 'nft_ct', 'nf_conntrack_netlink', 'xt_MASQUERADE', 'xt_TCPMSS',
   'xt_conntrack', 'xt_tcpudp', 'xt_nat', 'xt_addrtype', 'xt_multiport',
   // For the bench's VXLAN rows (CAA's tunnel: tc mirred, raw-table NOTRACK).
-  'vxlan', 'sch_ingress', 'cls_u32', 'act_mirred', 'xt_CT',
+  'vxlan', 'sch_ingress', 'cls_u32', 'act_mirred', 'xt_CT', 'xt_comment',
 ] as const;
 
 /** Host binaries copied in at the same path (busybox covers the rest). */

@@ -55,7 +55,9 @@ describeGuest('the worker side on kernel WireGuard, inside a qemu guest that pla
     t = Date.now();
     const tests = GUEST_TESTS.map((p) => `dist/${p}`).join(' ');
     const j = await vm.guest.run(
-      `cd ${PROJECT_ROOT} && WG_BACKEND=kernel node --experimental-vm-modules --no-warnings ${JEST} --runInBand --json ` +
+      // Slowdown 10: TCG on a shared host; tests without a timeout of their own get 5 minutes.
+      `cd ${PROJECT_ROOT} && WG_BACKEND=kernel PEERPOD_LAB_SLOWDOWN=10 node --experimental-vm-modules --no-warnings ${JEST} ` +
+        '--runInBand --testTimeout=300000 --json ' +
         `--outputFile=/tmp/guest-jest.json ${tests} >/tmp/guest-jest.log 2>&1; ` +
         'grep -h "PEERPOD-\\|healed\\|Gbit/s" /tmp/guest-jest.log; echo ===JSON===; cat /tmp/guest-jest.json; echo; echo ===LOG===; tail -c 6000 /tmp/guest-jest.log',
       1_200_000,

@@ -8,7 +8,8 @@
 //
 // Asserted on both backends: status and metrics show the tunnel up with a handshake; the health
 // loop stays quiet on a healthy tunnel (no failed check, no heal); killing only the sidecar (what
-// systemd's KillMode=process does) loses no ping; a NAT rebinding heals within 2 s both ways. The
+// systemd's KillMode=process does) loses no ping; a NAT rebinding heals within 2 s both ways (5 s in
+// the TCG guest). The
 // whole-tree kill: with kernel WireGuard no ping may be lost and the device keeps its ifindex; with
 // wireguard-go the tunnel must come back (the loss is printed: it is measured, not asserted).
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
@@ -25,7 +26,7 @@ import { podVmDeviceName } from '../../src/tunnel/wireguard/names.js';
 import { kernelWireGuardAvailable } from '../../src/wireguard/kernel/backend.js';
 import { PublicKey } from '../../src/wireguard/keys.js';
 import { UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
-import { describeLab } from './root.js';
+import { describeLab, LAB_SLOWDOWN } from './root.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -197,7 +198,8 @@ describeLab(`worker side on the ${BACKEND} backend: status, health, whole-tree r
     await sleep(1500);
     const workerToVm = await measure(lab.ns.client, LAB.podIP);
     console.log(`NAT rebinding healed (${BACKEND}): pod VM → worker in ${vmToWorker} ms, worker → pod VM in ${workerToVm} ms`);
-    expect(vmToWorker).toBeLessThan(2000);
-    expect(workerToVm).toBeLessThan(2000);
+    // 2 s at this host's speed; the TCG guest gets 5 s (its health loop and pings run emulated).
+    expect(vmToWorker).toBeLessThan(2000 * Math.min(LAB_SLOWDOWN, 2.5));
+    expect(workerToVm).toBeLessThan(2000 * Math.min(LAB_SLOWDOWN, 2.5));
   }, 90_000);
 });
