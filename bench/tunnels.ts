@@ -5,7 +5,9 @@
 //   vxlan      CAA's VXLAN tunnel by hand (bench/caa-vxlan.ts), VM pod MTU 1450 (routing-only lab)
 //   vxlan 1500 the same without CAA's MTU cap: outer packets fragment
 //   vxlan NAT  the same through the NAT router: expected to get no reply (DESIGN.md §5)
-//   wireguard  our tunnel via the real CLIs (src/lab/flow.ts), through the NAT router
+//   wireguard  our tunnel via the real CLIs (src/lab/flow.ts), through the NAT router: wireguard-go
+//              at both ends, and where the kernel has WireGuard (a qemu guest, bench/guest.ts) also
+//              kernel WireGuard at both ends, as a row of its own
 //
 // All labs are up at once and measured in rotating rounds, so that other load on a shared machine
 // falls on every row alike; the table shows medians and their range. Throughput is iperf3 TCP,
@@ -18,6 +20,7 @@ import { join } from 'node:path';
 import { realExec } from '../src/exec.js';
 import { LabFlow } from '../src/lab/flow.js';
 import { LAB, Lab } from '../src/lab/lab.js';
+import { kernelWireGuardAvailable } from '../src/wireguard/kernel/backend.js';
 import { CaaVxlan } from './caa-vxlan.js';
 import {
   CostMeter,
@@ -206,7 +209,7 @@ class VxlanSubject implements Subject {
 
 /** Our tunnel, set up by the real CLIs through the NAT router, with their costs metered. */
 class WireguardSubject implements Subject {
-  readonly row = emptyRow('wireguard', 'through NAT, wireguard-go both ends');
+  readonly row: Row;
   readonly lab = newLab(true);
   readonly target = { ns: this.lab.ns.vmPod, ip: LAB.podIP };
   readonly probes: ProcessProbe[] = [];
@@ -218,11 +221,15 @@ class WireguardSubject implements Subject {
   readonly #flow: LabFlow;
   #ticksAtFirstReply: number[] = [];
 
-  constructor(metered: boolean) {
+  constructor(metered: boolean, backend: 'userspace' | 'kernel', labelled: boolean) {
     this.#metered = metered;
+    this.row = backend === 'kernel'
+      ? emptyRow('wireguard (kernel)', 'through NAT, kernel WireGuard both ends')
+      : emptyRow(labelled ? 'wireguard (wireguard-go)' : 'wireguard', 'through NAT, wireguard-go both ends');
     this.#flow = new LabFlow({
       exec: metered ? this.#meter.exec : realExec,
       lab: this.lab,
+      backend,
       // wgctl hands its verbs to a sidecar when one answers on WG_SOCKET. Point it at a path where
       // none can be, so that the bench measures wgctl doing the work itself and never drives a
       // sidecar that someone else runs on this machine.
@@ -246,7 +253,8 @@ class WireguardSubject implements Subject {
       // LabFlow.agent() runs the agent with --run-dir <dir>/vm-run.
       ...(await ProcessProbe.fromPidFiles(flow.vmRunDir, 'pod VM')),
     );
-    if (this.probes.length !== 2) progress(`wireguard: warning: found ${this.probes.length} wireguard-go daemons, expected 2`);
+    const want = this.row.tunnel === 'wireguard (kernel)' ? 0 : 2;
+    if (this.probes.length !== want) progress(`${this.row.tunnel}: warning: found ${this.probes.length} wireguard-go daemons, expected ${want}`);
     this.#ticksAtFirstReply = await Promise.all(this.probes.map((d) => d.cpuTicks()));
   }
 
@@ -357,12 +365,16 @@ async function bench(cfg: BenchConfig): Promise<Row[]> {
   const natRow = await vxlanThroughNat();
 
   const metered = await haveGnuTime();
-  const wireguard = new WireguardSubject(metered);
+  const kernel = kernelWireGuardAvailable().available;
+  const wireguards = [
+    new WireguardSubject(metered, 'userspace', kernel),
+    ...(kernel ? [new WireguardSubject(metered, 'kernel', true)] : []),
+  ];
   const subjects: Subject[] = [
     new RoutedSubject(),
     new VxlanSubject({ nat: false }),
     new VxlanSubject({ nat: false, podVmMtu: 1500 }),
-    wireguard,
+    ...wireguards,
   ];
   const live: Subject[] = [];
   const destroyAll = once(async () => {
@@ -410,7 +422,7 @@ async function bench(cfg: BenchConfig): Promise<Row[]> {
     await destroyAll();
   }
   // Table order: the three routed-lab rows, then the two through the NAT.
-  return [...subjects.filter((s) => s !== wireguard).map((s) => s.row), natRow, wireguard.row];
+  return [...subjects.filter((s) => !(s instanceof WireguardSubject)).map((s) => s.row), natRow, ...wireguards.map((w) => w.row)];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,11 +516,15 @@ async function versionOf(argv: string[]): Promise<string> {
 
 function report(rows: Row[], cfg: BenchConfig, quick: boolean, machine: string): string {
   const measured = (r: Row): boolean => r.toVm.length > 0;
-  const wg = rows.find((r) => r.tunnel === 'wireguard');
   const vxlan = rows.find((r) => r.tunnel === 'vxlan' && measured(r));
   const none = rows.find((r) => r.tunnel === 'none' && measured(r));
   const body = rows.map(rowCells);
-  if (wg !== undefined && measured(wg)) body.push(ratioCells('wireguard ÷ vxlan', wg, vxlan), ratioCells('wireguard ÷ none', wg, none));
+  for (const wg of rows.filter((r) => r.tunnel.startsWith('wireguard') && measured(r))) {
+    body.push(ratioCells(`${wg.tunnel} ÷ vxlan`, wg, vxlan), ratioCells(`${wg.tunnel} ÷ none`, wg, none));
+  }
+  const goRow = rows.find((r) => r.tunnel === 'wireguard (wireguard-go)' && measured(r));
+  const kernelRow = rows.find((r) => r.tunnel === 'wireguard (kernel)' && measured(r));
+  if (goRow !== undefined && kernelRow !== undefined) body.push(ratioCells('kernel ÷ wireguard-go', kernelRow, goRow));
   const out = [
     machine,
     `Run: ${quick ? '--quick, ' : ''}${cfg.rounds} round${cfg.rounds > 1 ? 's' : ''}; each round runs, per lab, iperf3 TCP ` +

@@ -27,10 +27,9 @@ export function makeLogger(level: string | undefined, name: string, fd: 1 | 2 = 
 }
 
 /**
- * Which end of the tunnel a process is. It matters only for `auto`: the pod VM takes kernel
- * WireGuard when its kernel has it; the worker stays on wireguard-go, because its status, health
- * and reconcile reach devices after they moved into pod netns, and generic netlink only reaches
- * devices in the caller's netns (docs/podvm.md, "kernel backend").
+ * Which end of the tunnel a process is. Both sides take kernel WireGuard under `auto` when the
+ * kernel has it (the worker reaches devices in pod netns through `where`, docs/podvm.md "Reaching
+ * a moved device"). Kept for callers and logs: the choice no longer differs by side.
  */
 export type Side = 'worker' | 'pod-vm';
 
@@ -48,13 +47,14 @@ export function makeRuntime(opts: { runDir?: string; backend?: string; logLevel?
 
 /**
  * 'kernel' needs a kernel with WireGuard and fails here, naming what was looked at, without one.
- * 'auto' on the pod VM takes kernel WireGuard when the kernel has it (the cloud kernel does) and
- * wireguard-go otherwise; 'auto' on the worker is wireguard-go (see Side).
+ * 'auto' takes kernel WireGuard wherever the module is loaded or loadable (production workers and
+ * the cloud kernel of the pod VM have it: no process per tunnel, and devices outlive any restart
+ * of ours) and wireguard-go otherwise.
  */
-export function chooseBackend(choice: BackendChoice, opts: { runDir: string; side?: Side }): WireGuardBackend {
+export function chooseBackend(choice: BackendChoice, opts: { runDir: string; side?: Side; probe?: () => { available: boolean; why: string } }): WireGuardBackend {
   const userspace = (): WireGuardBackend => new UserspaceBackend({ exec: realExec, runDir: opts.runDir });
-  if (choice === 'userspace' || (choice === 'auto' && (opts.side ?? 'worker') === 'worker')) return userspace();
-  const probe = kernelWireGuardAvailable();
+  if (choice === 'userspace') return userspace();
+  const probe = (opts.probe ?? kernelWireGuardAvailable)();
   if (probe.available) return new KernelBackend({ exec: realExec });
   if (choice === 'kernel') {
     throw new PeerpodError('EUNSUPPORTED', `this kernel has no WireGuard (${probe.why}): use --backend userspace or auto`, {

@@ -45,8 +45,8 @@ export interface BundleResult {
 
 /**
  * Bundle each entry into <outDir>/<name>.mjs and return the input files esbuild read. The
- * `netlink` package's addon is loaded from `./netlink.node` beside the bundle, where the caller
- * must put it (NETLINK_ADDON).
+ * `netlink` package's addon is loaded from `./netlink.node` beside the bundle, and koffi's from
+ * `./koffi.node`, where the caller must put them (netlinkAddon(), koffiAddon()).
  */
 export async function bundleForNode(opts: BundleOptions): Promise<BundleResult> {
   const esbuild = await import('esbuild');
@@ -91,6 +91,20 @@ export async function bundleForNode(opts: BundleOptions): Promise<BundleResult> 
           build.onResolve({ filter: /^\.\/netlink\.node$/ }, () => ({ path: './netlink.node', external: true }));
         },
       },
+      {
+        // koffi looks for its addon in sibling packages (@koromix/koffi-<platform>), which a bundle
+        // does not have. Its addon alone is the whole API we use (load, func): take it from beside
+        // the bundle. Loaded only where a setns window is opened (src/wireguard/kernel/netns-socket.ts).
+        name: 'koffi-addon-beside-bundle',
+        setup(build) {
+          build.onResolve({ filter: /^koffi$/ }, () => ({ path: 'koffi', namespace: 'peerpod-koffi' }));
+          build.onLoad({ filter: /.*/, namespace: 'peerpod-koffi' }, () => ({
+            contents: "module.exports = require('./koffi.node');",
+            loader: 'js',
+          }));
+          build.onResolve({ filter: /^\.\/koffi\.node$/ }, () => ({ path: './koffi.node', external: true }));
+        },
+      },
     ],
   });
   const entryInputs: Record<string, string[]> = {};
@@ -104,6 +118,11 @@ export async function bundleForNode(opts: BundleOptions): Promise<BundleResult> 
 /** The `netlink` package's prebuilt addon, which a bundle loads from beside itself. */
 export function netlinkAddon(projectRoot = PROJECT_ROOT): string {
   return join(projectRoot, 'node_modules', 'netlink', 'prebuilds', 'linux-x64', 'node.napi.node');
+}
+
+/** koffi's prebuilt addon for this platform, which a bundle loads from beside itself. */
+export function koffiAddon(projectRoot = PROJECT_ROOT): string {
+  return join(projectRoot, 'node_modules', '@koromix', `koffi-${process.platform}-${process.arch}`, `${process.platform}_${process.arch}`, 'koffi.node');
 }
 
 /** A copy of `node` without debug symbols (99 → 86 MB here), cached by the source's identity. */

@@ -27,6 +27,8 @@ export interface FlowOptions {
   dir?: string;
   /** Extra environment for wgctl (e.g. WG_SOCKET). */
   env?: NodeJS.ProcessEnv;
+  /** The WireGuard backend of wgctl and the agent (WG_BACKEND); default theirs (auto). */
+  backend?: 'userspace' | 'kernel';
 }
 
 export class LabFlow {
@@ -38,6 +40,7 @@ export class LabFlow {
   readonly slot: LabSlot;
   readonly #sharedDir: string | undefined;
   readonly #env: NodeJS.ProcessEnv;
+  readonly #agentEnv: NodeJS.ProcessEnv | undefined;
   dir = '';
   podNetworkJson: Record<string, unknown> = {};
 
@@ -49,7 +52,8 @@ export class LabFlow {
     this.tunnelType = opts.tunnelType ?? 'wireguard';
     this.slot = opts.lab.slot(opts.slot ?? 0);
     this.#sharedDir = opts.dir;
-    this.#env = opts.env ?? {};
+    this.#env = { ...(opts.backend === undefined ? {} : { WG_BACKEND: opts.backend }), ...opts.env };
+    this.#agentEnv = opts.backend === undefined ? undefined : { ...process.env, WG_BACKEND: opts.backend };
   }
 
   /** The pod VM agent's wireguard-go run folder (namespace flavour). */
@@ -88,7 +92,7 @@ export class LabFlow {
   agent(args: readonly string[]): Promise<ExecResult> {
     return this.#exec(
       ['ip', 'netns', 'exec', this.slot.vm, process.execPath, AGENT, ...args, '--run-dir', this.vmRunDir],
-      { okCodes: [0, 1, 2] },
+      { okCodes: [0, 1, 2], ...(this.#agentEnv === undefined ? {} : { env: this.#agentEnv }) },
     );
   }
 
@@ -175,6 +179,20 @@ export class LabFlow {
 export function pingReceived(out: string): { sent: number; received: number } {
   const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(out);
   return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
+}
+
+/**
+ * A NAT rebinding and how long until `from` reaches `to` again: the NAT router forgets every
+ * mapping (conntrack -F), then one ping at a time until a reply. ms, or Infinity after 30 s.
+ */
+export async function rebindingHealMs(lab: Lab, from: string, to: string): Promise<number> {
+  await lab.exec(lab.ns.nat, ['conntrack', '-F'], { okCodes: [0, 1] });
+  const t0 = Date.now();
+  while (Date.now() - t0 < 30_000) {
+    const r = await lab.exec(from, ['ping', '-c', '1', '-W', '0.1', to], { okCodes: [0, 1] });
+    if (pingReceived(r.stdout).received === 1) return Date.now() - t0;
+  }
+  return Infinity;
 }
 
 export interface TransferReport {

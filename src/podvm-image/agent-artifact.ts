@@ -8,6 +8,7 @@
 //   lib/lab-transfer.mjs         the lab's checksummed TCP transfer, and
 //   lib/wg-show.mjs              a `wg show` for kernel WireGuard without wireguard-tools (lab images)
 //   lib/netlink.node             the `netlink` package's prebuilt addon (kernel backend only)
+//   lib/koffi.node               koffi's prebuilt addon (setns, to reach a device in another netns)
 //   systemd/peerpod-wg-agent.service
 // The bundles are made from the tsc output in dist/ (what the tests ran), so build first. The
 // build fails if a cloud SDK found its way into a pod-VM bundle. Putting the folder into an image
@@ -16,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { bundleForNode, cloudSdksIn, DIST_ROOT, netlinkAddon, PROJECT_ROOT, strippedNode } from '../bundle.js';
+import { bundleForNode, cloudSdksIn, DIST_ROOT, koffiAddon, netlinkAddon, PROJECT_ROOT, strippedNode } from '../bundle.js';
 import { PeerpodError } from '../errors.js';
 import type { Exec } from '../exec.js';
 
@@ -67,6 +68,8 @@ export async function buildAgentArtifact(opts: AgentArtifactOptions): Promise<Ag
   }
   const addon = netlinkAddon(PROJECT_ROOT);
   if (!existsSync(addon)) throw new PeerpodError('ENOTFOUND', `${addon} is missing: run npm ci`, { op: 'agent-artifact' });
+  const ffi = koffiAddon(PROJECT_ROOT);
+  if (!existsSync(ffi)) throw new PeerpodError('ENOTFOUND', `${ffi} is missing: run npm ci`, { op: 'agent-artifact' });
 
   const work = `${opts.outDir}.tmp-${process.pid}`;
   await rm(work, { recursive: true, force: true });
@@ -79,6 +82,7 @@ export async function buildAgentArtifact(opts: AgentArtifactOptions): Promise<Ag
     throw new PeerpodError('EINVAL', `a cloud SDK would be bundled into the pod-VM agent: ${leaked.slice(0, 3).join(', ')}`, { op: 'agent-artifact' });
   }
   await copyFile(addon, join(work, 'lib', 'netlink.node'));
+  await copyFile(ffi, join(work, 'lib', 'koffi.node'));
   await copyFile(await strippedNode(opts.exec, opts.node ?? process.execPath, opts.cacheDir), join(work, 'bin', 'node'));
   await chmod(join(work, 'bin', 'node'), 0o755);
   await writeFile(join(work, 'bin', 'peerpod-wg-agent'), LAUNCHER, { mode: 0o755 });
@@ -86,7 +90,7 @@ export async function buildAgentArtifact(opts: AgentArtifactOptions): Promise<Ag
 
   const hash = createHash('sha256');
   let bundleBytes = 0;
-  for (const name of [...Object.keys(entries).map((n) => `lib/${n}.mjs`), 'lib/netlink.node', 'bin/peerpod-wg-agent', 'systemd/peerpod-wg-agent.service']) {
+  for (const name of [...Object.keys(entries).map((n) => `lib/${n}.mjs`), 'lib/netlink.node', 'lib/koffi.node', 'bin/peerpod-wg-agent', 'systemd/peerpod-wg-agent.service']) {
     const data = await readFile(join(work, name));
     if (name.endsWith('.mjs')) bundleBytes += data.length;
     hash.update(name).update(data);

@@ -57,7 +57,7 @@ export interface PodVmImage {
   ms: number;
 }
 
-interface FileSource {
+export interface FileSource {
   /** Path inside the image, relative. */
   path: string;
   /** Host file whose content goes there. */
@@ -75,12 +75,12 @@ export function parseLdd(text: string): string[] {
   return out;
 }
 
-async function librariesOf(exec: Exec, binary: string): Promise<string[]> {
+export async function librariesOf(exec: Exec, binary: string): Promise<string[]> {
   const r = await exec(['ldd', binary], { okCodes: [0, 1], timeoutMs: 30_000 });
   return r.code === 0 ? parseLdd(r.stdout) : [];
 }
 
-async function listFiles(dir: string): Promise<string[]> {
+export async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
     if (e.isFile()) out.push(join(e.parentPath, e.name));
@@ -89,7 +89,7 @@ async function listFiles(dir: string): Promise<string[]> {
 }
 
 /** Write the archive: folders, device nodes, symlinks, then files, then the trailer. */
-async function writeCpio(path: string, entries: { dirs: string[]; links: [string, string][]; files: FileSource[]; init: string }): Promise<number> {
+export async function writeCpio(path: string, entries: { dirs: string[]; links: [string, string][]; files: FileSource[]; init: string }): Promise<number> {
   const f = await open(path, 'w', 0o644);
   let ino = 1;
   let bytes = 0;
@@ -197,7 +197,7 @@ export async function buildPodVmImage(opts: BuildImageOptions): Promise<PodVmIma
 }
 
 /** Keep the three newest images (and the one just used). */
-async function pruneImages(dir: string, keep: string): Promise<void> {
+export async function pruneImages(dir: string, keep: string): Promise<void> {
   const entries = await readdir(dir, { withFileTypes: true });
   const images = await Promise.all(
     entries

@@ -5,12 +5,13 @@
 //   lib/peerpod-wg-sidecar.mjs   esbuild bundle of cmd/peerpod-wg-sidecar (no cloud SDK in it)
 //   lib/chunk-*.mjs              the cloud SDKs, loaded only when CLOUD_PROVIDER asks for them)
 //   lib/netlink.node             the `netlink` package's addon, for WG_BACKEND=kernel
+//   lib/koffi.node               koffi's addon (setns: the kernel backend's sockets in pod netns)
 // Made from the tsc output in dist/, so build first. Which tools and libraries go around it is the
 // Dockerfile's business (packaging/image/rootfs.sh).
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { bundleForNode, cloudSdksIn, DIST_ROOT, netlinkAddon, strippedNode } from '../bundle.js';
+import { bundleForNode, cloudSdksIn, DIST_ROOT, koffiAddon, netlinkAddon, strippedNode } from '../bundle.js';
 import { PeerpodError } from '../errors.js';
 import type { Exec } from '../exec.js';
 
@@ -37,6 +38,8 @@ export async function buildSidecarImageContext(opts: { exec: Exec; outDir: strin
   }
   const addon = netlinkAddon();
   if (!existsSync(addon)) throw new PeerpodError('ENOTFOUND', `${addon} is missing: run npm ci`, { op: 'sidecar-image' });
+  const ffi = koffiAddon();
+  if (!existsSync(ffi)) throw new PeerpodError('ENOTFOUND', `${ffi} is missing: run npm ci`, { op: 'sidecar-image' });
 
   const work = `${opts.outDir}.tmp-${process.pid}`;
   await rm(work, { recursive: true, force: true });
@@ -49,6 +52,7 @@ export async function buildSidecarImageContext(opts: { exec: Exec; outDir: strin
     throw new PeerpodError('EINVAL', `a cloud SDK would load with the sidecar at start: ${leaked.slice(0, 3).join(', ')}`, { op: 'sidecar-image' });
   }
   await copyFile(addon, join(work, 'lib', 'netlink.node'));
+  await copyFile(ffi, join(work, 'lib', 'koffi.node'));
   await copyFile(await strippedNode(opts.exec, opts.node ?? process.execPath, opts.cacheDir), join(work, 'bin', 'node'));
   await chmod(join(work, 'bin', 'node'), 0o755);
   await rm(opts.outDir, { recursive: true, force: true });

@@ -81,11 +81,11 @@ export interface ApiDeps {
   cloudPortRule?: () => CloudPortStatus;
 }
 
-async function devicesOf(backend: WireGuardBackend, names: readonly string[]): Promise<Map<string, Device>> {
+async function devicesOf(backend: WireGuardBackend, tunnels: readonly { device: string; netns: string }[]): Promise<Map<string, Device>> {
   const out = new Map<string, Device>();
-  for (const n of names) {
-    const d = await backend.device(n).catch(() => null);
-    if (d !== null) out.set(n, d);
+  for (const t of tunnels) {
+    const d = await backend.device(t.device, { netns: t.netns }).catch(() => null);
+    if (d !== null) out.set(t.device, d);
   }
   return out;
 }
@@ -136,7 +136,7 @@ async function answer(deps: ApiDeps, full: boolean, method: string, rawUrl: stri
   }
   if (route === 'GET /metrics') {
     const rows = await service.status();
-    const devices = await devicesOf(deps.backend, rows.filter((r) => r.tunnelType === 'wireguard').map((r) => r.device));
+    const devices = await devicesOf(deps.backend, rows.filter((r) => r.tunnelType === 'wireguard'));
     return { status: 200, body: renderMetrics(rows, devices, service.counters, deps.cloudPortRule?.()), type: 'text/plain; version=0.0.4' };
   }
   if (!full) return { status: 404, body: { error: { code: 'ENOTFOUND', message: `no route ${route} on this listener` } } };

@@ -303,7 +303,7 @@ export class TunnelService {
     const log = { netns: rec.netns, pod: rec.pod, device: rec.device };
     // Only a device confirmed absent (no socket, nobody listening) is down; a device that did not
     // answer in time is busy, not gone, and the error ends this check.
-    const dev = await this.#d.backend.device(rec.device).catch((e: unknown) => {
+    const dev = await this.#d.backend.device(rec.device, { netns: rec.netns }).catch((e: unknown) => {
       if (isPeerpodError(e, 'ENOTFOUND')) return null;
       throw e;
     });

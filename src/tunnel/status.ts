@@ -33,7 +33,7 @@ export async function tunnelStatus(
   for (const r of records) {
     const base = { netns: r.netns, tunnelType: r.tunnelType, device: r.device, phase: r.phase };
     if (r.tunnelType === 'wireguard') {
-      const dev = await deps.backend.device(r.device).catch(() => null);
+      const dev = await deps.backend.device(r.device, { netns: r.netns }).catch(() => null);
       const vmKey = PublicKey.fromBase64(r.vmPublicKey);
       const peer = dev?.peers.find((p) => p.publicKey.equals(vmKey)) ?? null;
       rows.push({

@@ -62,7 +62,7 @@ describeQemu('kernel WireGuard backend contract, inside a pod VM', () => {
     if (r?.ok !== true) throw new Error(r?.error ?? 'not run');
   });
 
-  it('declares its gaps with a reason', () => {
-    for (const reason of Object.values(GAPS.kernel)) expect(reason.length).toBeGreaterThan(20);
+  it('declares no gaps: a moved device is reached through where, as with wireguard-go', () => {
+    expect(GAPS.kernel).toEqual({});
   });
 });

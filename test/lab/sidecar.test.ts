@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
 import { LAB, Lab } from '../../src/lab/lab.js';
-import { LabFlow, pingReceived } from '../../src/lab/flow.js';
+import { LabFlow, pingReceived, rebindingHealMs } from '../../src/lab/flow.js';
 import { LabSidecar } from '../../src/lab/sidecar-process.js';
 import { callSidecar, type SidecarReply } from '../../src/sidecar/client.js';
 import { podVmDeviceName } from '../../src/tunnel/wireguard/names.js';
@@ -219,15 +219,7 @@ describeLab('sidecar (lab, 51 pods)', () => {
 
   it('heals a NAT rebinding (conntrack flushed, random ports) within 2 s in both directions', async () => {
     const f = flows[2]!;
-    const measure = async (from: string, to: string): Promise<number> => {
-      await lab.exec(lab.ns.nat, ['conntrack', '-F'], { okCodes: [0, 1] });
-      const t0 = Date.now();
-      while (Date.now() - t0 < 30_000) {
-        const r = await lab.exec(from, ['ping', '-c', '1', '-W', '0.1', to], { okCodes: [0, 1] });
-        if (pingReceived(r.stdout).received === 1) return Date.now() - t0;
-      }
-      return Infinity;
-    };
+    const measure = (from: string, to: string): Promise<number> => rebindingHealMs(lab, from, to);
     await sleep(1500); // let the tunnel go idle, the hard case
     const vmToWorker = await measure(f.slot.vmPod, LAB.clientIP);
     await sleep(1500);

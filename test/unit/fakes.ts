@@ -51,6 +51,13 @@ export class ScriptedBackend implements WireGuardBackend {
     return this.ours.has(name);
   }
 
+  /** Netns paths whose held resources were released. */
+  readonly released: string[] = [];
+
+  async release(netns: string): Promise<void> {
+    this.released.push(netns);
+  }
+
   async close(): Promise<void> {}
 }
 

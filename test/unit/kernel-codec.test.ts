@@ -5,6 +5,9 @@
 // exactly the configuration, and GET dumps split over messages merge back. Plus the backend's
 // error mapping over a fake transport.
 import { describe, expect, it } from '@jest/globals';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { PeerpodError } from '../../src/errors.js';
 import type { Exec } from '../../src/exec.js';
@@ -361,6 +364,51 @@ describe('KernelBackend over a fake transport and a fake exec', () => {
     await b.remove('wg1');
     expect(links['wg1']).toBeUndefined();
     await expect(b.create('wg2', { mtu: 10 })).rejects.toMatchObject({ code: 'EINVAL', context: { field: 'mtu' } });
+  });
+
+  it('reaches a moved device through one socket per netns, re-opened when the netns changes, dropped when it is gone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kb-netns-'));
+    try {
+      const podNs = join(dir, 'cni-1');
+      writeFileSync(podNs, '');
+      const host = fakeGenl(() => { throw new GenlError(19, 'ENODEV'); });
+      const opened: { netns: string; genl: ReturnType<typeof fakeGenl>; closed: boolean }[] = [];
+      const genlIn = (netns: string): GenlTransport => {
+        const g = fakeGenl((r) => (r.dump === true ? [encodeGetDevice('pwg1')] : []));
+        const entry = { netns, genl: g, closed: false };
+        opened.push(entry);
+        return { ...g, close: () => void (entry.closed = true) };
+      };
+      const b = new KernelBackend({ exec: fakeExec({}), genl: host, genlIn });
+      await expect(b.device('pwg1')).rejects.toMatchObject({ code: 'ENOTFOUND' }); // not in our netns
+      expect((await b.device('pwg1', { netns: podNs })).name).toBe('pwg1');
+      await b.configure('pwg1', { listenPort: 7 }, { netns: podNs });
+      expect(opened).toHaveLength(1); // one socket, reused
+      expect(opened[0]!.genl.sent.map((r) => r.cmd)).toEqual([0, 1]);
+      expect(b.podSockets).toBe(1);
+      // Another netns under the same path (new inode): the old socket goes, a new one is opened.
+      writeFileSync(`${podNs}.new`, 'x'); // made while the old one exists: surely another inode
+      renameSync(`${podNs}.new`, podNs);
+      await b.device('pwg1', { netns: podNs });
+      expect(opened).toHaveLength(2);
+      expect(opened[0]!.closed).toBe(true);
+      // The netns is gone: ENOTFOUND, and nothing is held for it.
+      rmSync(podNs);
+      await expect(b.device('pwg1', { netns: podNs })).rejects.toMatchObject({ code: 'ENOTFOUND', context: { netns: podNs } });
+      expect(opened[1]!.closed).toBe(true);
+      expect(b.podSockets).toBe(0);
+      // release() is idempotent and closes what is held.
+      writeFileSync(podNs, '');
+      await b.device('pwg1', { netns: podNs });
+      await b.release(podNs);
+      await b.release(podNs);
+      expect(opened[2]!.closed).toBe(true);
+      expect(b.podSockets).toBe(0);
+      // remove() of a device whose netns is gone is success, without running anything there.
+      await b.remove('pwg1', { netns: join(dir, 'gone') });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the availability probe names what it looked at', () => {

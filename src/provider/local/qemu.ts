@@ -27,19 +27,24 @@ export const DEFAULT_GUEST_MIB = 384;
 export const CONTROL_PORT_NAME = 'peerpod.ctl';
 
 export interface QemuGuestOptions {
-  /** Runs qemu under `ip netns exec <netns>`, so the TAP it opens is that namespace's. */
-  netns: string;
-  tap: string;
-  mac: string;
+  /** Runs qemu under `ip netns exec <netns>`, so the TAP it opens is that namespace's; absent: our own netns. */
+  netns?: string;
+  /** The guest's NIC on a TAP; absent: no NIC (a guest whose whole network is its own namespaces). */
+  tap?: string;
+  mac?: string;
   kernel: string;
   initrd: string;
   /** Kernel command line. */
   append: string;
-  /** The NoCloud seed ISO, attached as a cdrom. */
-  seedIso: string;
+  /** The NoCloud seed ISO, attached as a cdrom; absent: none. */
+  seedIso?: string;
   /** Unix socket path of the lab command channel (a virtio-serial port); none when absent. */
   controlSocket?: string;
+  /** A host folder over virtiofs: the socket of a running virtiofsd, and the tag the guest mounts. */
+  virtiofs?: { socket: string; tag: string };
   memoryMiB?: number;
+  /** vCPUs (default 1; TCG runs each on its own host thread). */
+  cpus?: number;
   /** Every console line, for logs or a console file. */
   onConsole?: (line: string) => void;
 }
@@ -71,8 +76,12 @@ export function qemuArgv(o: QemuGuestOptions, accel: 'kvm' | 'tcg'): string[] {
     '-display', 'none',
     '-machine', 'pc',
     ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,tb-size=32', '-cpu', 'qemu64']),
-    '-smp', '1',
+    '-smp', String(o.cpus ?? 1),
     '-m', `${o.memoryMiB ?? DEFAULT_GUEST_MIB}M`,
+    // virtiofs (vhost-user) needs the guest's RAM shared with virtiofsd.
+    ...(o.virtiofs === undefined
+      ? []
+      : ['-object', `memory-backend-memfd,id=mem,size=${o.memoryMiB ?? DEFAULT_GUEST_MIB}M,share=on`, '-numa', 'node,memdev=mem']),
     '-kernel', o.kernel,
     '-initrd', o.initrd,
     '-append', o.append,
@@ -86,16 +95,24 @@ export function qemuArgv(o: QemuGuestOptions, accel: 'kvm' | 'tcg'): string[] {
       '-device', `virtserialport,bus=vser0.0,chardev=ctl,name=${CONTROL_PORT_NAME}`,
     );
   }
-  argv.push(
-    '-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
-    // romfile= : no iPXE option ROM; we boot the kernel directly.
-    '-device', `virtio-net-pci,netdev=n0,mac=${o.mac},romfile=`,
-    '-device', 'virtio-scsi-pci,id=scsi0',
-    '-drive', `if=none,id=seed,file=${o.seedIso},format=raw,media=cdrom,readonly=on`,
-    '-device', 'scsi-cd,drive=seed,bus=scsi0.0',
-    '-device', 'virtio-rng-pci',
-    '-no-reboot',
-  );
+  if (o.tap !== undefined) {
+    argv.push(
+      '-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
+      // romfile= : no iPXE option ROM; we boot the kernel directly.
+      '-device', `virtio-net-pci,netdev=n0${o.mac === undefined ? '' : `,mac=${o.mac}`},romfile=`,
+    );
+  }
+  if (o.seedIso !== undefined) {
+    argv.push(
+      '-device', 'virtio-scsi-pci,id=scsi0',
+      '-drive', `if=none,id=seed,file=${o.seedIso},format=raw,media=cdrom,readonly=on`,
+      '-device', 'scsi-cd,drive=seed,bus=scsi0.0',
+    );
+  }
+  if (o.virtiofs !== undefined) {
+    argv.push('-chardev', `socket,id=fs0,path=${o.virtiofs.socket}`, '-device', `vhost-user-fs-pci,chardev=fs0,tag=${o.virtiofs.tag}`);
+  }
+  argv.push('-device', 'virtio-rng-pci', '-no-reboot');
   return argv;
 }
 
@@ -145,7 +162,8 @@ export class QemuGuest {
   }
 
   start(): void {
-    const argv = ['ip', 'netns', 'exec', this.options.netns, ...qemuArgv(this.options, this.accel)];
+    const qemu = qemuArgv(this.options, this.accel);
+    const argv = this.options.netns === undefined ? qemu : ['ip', 'netns', 'exec', this.options.netns, ...qemu];
     this.#startedAt = Date.now();
     // Not through src/exec.ts: the guest outlives any timeout; stop() ends it by this pid.
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -231,7 +249,7 @@ export class QemuGuest {
         const errors = this.console.filter((l) => l.startsWith(GUEST_ERROR));
         throw new PeerpodError('EBACKEND', `pod VM: ${why}${errors.length > 0 ? `; ${errors.join('; ')}` : ''}\n--- console tail ---\n${this.tail()}`, {
           op: 'boot',
-          netns: this.options.netns,
+          netns: this.options.netns ?? 'host',
         });
       }
       await this.#changed(Math.max(1, Math.min(500, deadline - Date.now())));

@@ -21,7 +21,7 @@ import type { Netns, NetnsFactory } from '../../netns/netns.js';
 import type { PodStore, PodRecord, WireguardPodRecord } from '../../state/store.js';
 import type { WorkerSetupRequest, WorkerTeardownRequest, WorkerTunnelDriver } from '../driver.js';
 import { pendingIdOf, podIdOf } from '../../state/store.js';
-import type { WireGuardBackend } from '../../wireguard/backend.js';
+import type { WireGuardBackend, Where } from '../../wireguard/backend.js';
 import type { DeviceConfig, PeerConfig } from '../../wireguard/config.js';
 import { generateKeyPair, generatePresharedKey, PublicKey, type SecretKey } from '../../wireguard/keys.js';
 import { IPV6_MIN_MTU, type IpPrefix, type PodNetwork, type WireguardTunnel } from '../../podnetwork/types.js';
@@ -340,14 +340,23 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     if (endpointIP === undefined) {
       throw new PeerpodError('ESTATE', `no pod VM IP recorded for pod netns ${record.netns}`, { op: 'converge', netns: record.netns });
     }
-    const inPod = await podNs.link(device);
+    let inPod = await podNs.link(device);
+    const ownKind = backend.kind === 'kernel' ? 'wireguard' : 'tun';
+    if (inPod !== null && inPod.kind !== ownKind) {
+      // Made by the other backend (the node switched, e.g. userspace → kernel after an upgrade):
+      // this backend cannot drive it, so it is replaced. The other's wireguard-go exits with its TUN.
+      await podNs.ip(['link', 'del', 'dev', device], 'replace a device of the other backend', device);
+      inPod = null;
+    }
     if (inPod === null) {
       // Born here, so its UDP socket stays in the host netns when the TUN moves to the pod.
       await backend.create(device, { mtu: record.mtu });
     }
     step('created');
     const endpoint = await this.endpointOf(endpointIP, record);
-    await this.configureDevice(device, workerKey, record, psk, inPod === null || opts.rewriteEndpoint === true, endpoint);
+    // A device found in the pod netns is reached there (the kernel backend needs to be told where).
+    const where = inPod === null ? {} : { netns: record.netns };
+    await this.configureDevice(device, workerKey, record, psk, inPod === null || opts.rewriteEndpoint === true, endpoint, where);
     step('configured');
     if (inPod === null) {
       await preparePodNetns(podNs, podIPsOf(record), device);
@@ -370,7 +379,8 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     const vmKey = PublicKey.fromBase64(record.vmPublicKey);
     const psk = await this.#d.store.readKey(record.id, 'psk', 'preshared key');
     const endpointIP = record.podVmIPs[0];
-    await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, remove: true }] });
+    const where = { netns: record.netns };
+    await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, remove: true }] }, where);
     await this.#d.backend.configure(record.device, {
       peers: [
         {
@@ -382,9 +392,9 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
           persistentKeepalive: record.keepalive === 0 ? 1 : record.keepalive,
         },
       ],
-    });
+    }, where);
     if (record.keepalive === 0) {
-      await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] });
+      await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] }, where);
     }
   }
 
@@ -394,12 +404,13 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
    */
   async sendKeepalive(record: WireguardPodRecord): Promise<void> {
     const vmKey = PublicKey.fromBase64(record.vmPublicKey);
-    await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] });
+    const where = { netns: record.netns };
+    await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] }, where);
     await this.#d.backend.configure(record.device, {
       peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: record.keepalive === 0 ? 1 : record.keepalive }],
-    });
+    }, where);
     if (record.keepalive === 0) {
-      await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] });
+      await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] }, where);
     }
   }
 
@@ -442,9 +453,10 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     psk: SecretKey | null,
     rewriteEndpoint: boolean,
     endpoint: string,
+    where: Where,
   ): Promise<void> {
     const { backend } = this.#d;
-    const actual = await backend.device(device);
+    const actual = await backend.device(device, where);
     const vmKey = PublicKey.fromBase64(record.vmPublicKey);
     const peer = actual.peers.find((p) => p.publicKey.equals(vmKey));
     const change: DeviceConfig = {};
@@ -474,10 +486,10 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       touched = true;
     }
     if (touched || change.replacePeers === true) change.peers = [want];
-    if (Object.keys(change).length > 0) await backend.configure(device, change);
+    if (Object.keys(change).length > 0) await backend.configure(device, change, where);
   }
 
-  /** Remove the tunnel's routing and device, wherever setup got to. */
+  /** Remove the tunnel's routing and device, wherever setup got to, and what the backend held for the pod netns. */
   private async removeNetwork(device: string, netnsPath: string, podIPs?: readonly string[], podInterface?: string): Promise<void> {
     const podNs: Netns = this.#d.netns.at(netnsPath);
     if (await podNs.exists()) {
@@ -487,6 +499,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       await removePodPlumbing(podNs, p);
     }
     await this.#d.backend.remove(device);
+    await this.#d.backend.release(netnsPath);
   }
 
   async teardown(req: WorkerTeardownRequest): Promise<void> {

@@ -3,19 +3,24 @@
 // with `ip -j link show type wireguard`, and read and configured over generic netlink
 // (WG_CMD_GET_DEVICE, WG_CMD_SET_DEVICE) with the pure codec in ./codec.ts.
 //
-// Like the userspace backend it works in the netns of the calling process: a device is born here,
-// its UDP socket stays here, and generic netlink reaches only the devices that are still here (the
-// kernel resolves WGDEVICE_A_IFNAME in the netns of the netlink socket). Once the netns layer has
-// moved a device into a pod netns, device() and configure() answer ENOTFOUND from here, and
-// remove() treats it as gone; deleting what is left in the pod netns is the driver's job.
+// Like the userspace backend it creates devices in the netns of the calling process: a device is
+// born here and its UDP socket stays here. Generic netlink resolves WGDEVICE_A_IFNAME in the netns
+// of the netlink socket, so a device that moved into a pod netns is reached with `where.netns`:
+// the backend then opens a generic netlink socket inside that netns (a setns window,
+// ./netns-socket.ts) and keeps it, one per netns path, until release(netns) or until the path
+// names another netns (its inode changed) or none (then ENOTFOUND, and the socket is dropped).
+// Deleting a moved device runs `ip link del` in its netns (nsenter --net=PATH). A socket holds its
+// netns alive: a pod netns that CNI deleted lives on (with the device) until the socket is closed,
+// which the next call naming it does (the path is gone), as does the teardown's release().
 //
 // Whether this kernel has WireGuard at all is answered by kernelWireGuardAvailable() (for the
 // backend choice in cmd/wiring.ts), without loading the netlink addon.
 import { existsSync, readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { release } from 'node:os';
 import { PeerpodError } from '../../errors.js';
 import type { Exec } from '../../exec.js';
-import type { CreateOptions, WireGuardBackend } from '../backend.js';
+import type { CreateOptions, WireGuardBackend, Where } from '../backend.js';
 import type { Device, DeviceConfig } from '../config.js';
 import { WG_CMD, WG_GENL_NAME, WG_GENL_VERSION, checkIfname, decodeGetDevice, encodeGetDevice, encodeSetDevice } from './codec.js';
 import { ERRNO, GenlError, errnoName, netlinkTransport, type GenlTransport } from './genl.js';
@@ -25,6 +30,16 @@ export interface KernelBackendOptions {
   exec: Exec;
   /** Generic netlink; default: a socket in this process's netns, opened on first use. */
   genl?: GenlTransport;
+  /** Generic netlink inside another netns; default: a socket opened there through a setns window. */
+  genlIn?: (netnsPath: string) => GenlTransport;
+}
+
+/** One cached socket into a pod netns, with the identity of the netns it was opened in. */
+interface PodSocket {
+  genl: GenlTransport;
+  family: Promise<number> | null;
+  /** dev:ino of the netns file when the socket was opened. */
+  identity: string;
 }
 
 const MIN_MTU = 68;
@@ -35,11 +50,19 @@ export class KernelBackend implements WireGuardBackend {
   readonly kind = 'kernel' as const;
   readonly #exec: Exec;
   readonly #genl: GenlTransport;
+  readonly #genlIn: (netnsPath: string) => GenlTransport;
   #family: Promise<number> | null = null;
+  readonly #pods = new Map<string, PodSocket>();
 
   constructor(opts: KernelBackendOptions) {
     this.#exec = opts.exec;
     this.#genl = opts.genl ?? netlinkTransport();
+    this.#genlIn = opts.genlIn ?? ((netns) => netlinkTransport({ netns }));
+  }
+
+  /** How many pod netns sockets are open (for tests and the bench). */
+  get podSockets(): number {
+    return this.#pods.size;
   }
 
   async create(name: string, opts: CreateOptions): Promise<void> {
@@ -79,12 +102,12 @@ export class KernelBackend implements WireGuardBackend {
     return rows.map((x) => x.ifname).filter((n): n is string => typeof n === 'string').sort();
   }
 
-  async device(name: string): Promise<Device> {
+  async device(name: string, where?: Where): Promise<Device> {
     const payload = encodeGetDevice(name);
-    const family = await this.#familyId('device', name);
+    const { genl, family } = await this.#reach('device', name, where);
     let replies: Buffer[];
     try {
-      replies = await this.#genl.request({ family, cmd: WG_CMD.GET_DEVICE, version: WG_GENL_VERSION, payload, dump: true });
+      replies = await genl.request({ family, cmd: WG_CMD.GET_DEVICE, version: WG_GENL_VERSION, payload, dump: true });
     } catch (e) {
       throw this.#error(e, 'device', name);
     }
@@ -92,30 +115,33 @@ export class KernelBackend implements WireGuardBackend {
     return decodeGetDevice(name, replies);
   }
 
-  async configure(name: string, config: DeviceConfig): Promise<void> {
+  async configure(name: string, config: DeviceConfig, where?: Where): Promise<void> {
     // Encoding first: a bad value is refused before anything reaches the kernel.
     const payloads = encodeSetDevice(name, config);
-    const family = await this.#familyId('configure', name);
+    const { genl, family } = await this.#reach('configure', name, where);
     for (const payload of payloads) {
       try {
-        await this.#genl.request({ family, cmd: WG_CMD.SET_DEVICE, version: WG_GENL_VERSION, payload });
+        await genl.request({ family, cmd: WG_CMD.SET_DEVICE, version: WG_GENL_VERSION, payload });
       } catch (e) {
         throw this.#error(e, 'configure', name);
       }
     }
   }
 
-  async remove(name: string): Promise<void> {
+  async remove(name: string, where?: Where): Promise<void> {
     checkIfname(name);
-    const kind = await this.#linkKind(name);
-    if (kind === null) return; // gone, or moved into a pod netns: not reachable from here
+    const netns = where?.netns;
+    if (netns !== undefined && !existsSync(netns)) return; // the netns is gone, and the device with it
+    const ipIn = (args: string[]): string[] => (netns === undefined ? ['ip', ...args] : ['nsenter', `--net=${netns}`, '--', 'ip', ...args]);
+    const kind = await this.#linkKind(name, ipIn);
+    if (kind === null) return; // gone, or (without where) moved into a pod netns
     if (kind !== 'wireguard') {
       throw new PeerpodError('EBACKEND', `will not delete ${name}: it is a link of kind ${kind || 'unknown'}, not WireGuard`, {
         op: 'remove',
         iface: name,
       });
     }
-    const r = await this.#exec(['ip', 'link', 'del', 'dev', name], { timeoutMs: IP_TIMEOUT_MS, okCodes: [0, 1] });
+    const r = await this.#exec(ipIn(['link', 'del', 'dev', name]), { timeoutMs: IP_TIMEOUT_MS, okCodes: [0, 1] });
     // Deleted by someone else between the two calls is success too.
     if (r.code !== 0 && !/Cannot find device/.test(r.stderr)) {
       throw new PeerpodError('EBACKEND', `cannot delete WireGuard device ${name}: ${r.stderr.trim()}`, { op: 'remove', iface: name });
@@ -127,14 +153,55 @@ export class KernelBackend implements WireGuardBackend {
     return false;
   }
 
+  async release(netns: string): Promise<void> {
+    this.#pods.get(netns)?.genl.close();
+    this.#pods.delete(netns);
+  }
+
   async close(): Promise<void> {
     this.#genl.close();
     this.#family = null;
+    for (const p of this.#pods.values()) p.genl.close();
+    this.#pods.clear();
+  }
+
+  /** The socket and family id that reach `name` where it lives now. */
+  async #reach(op: string, name: string, where: Where | undefined): Promise<{ genl: GenlTransport; family: number }> {
+    const netns = where?.netns;
+    if (netns === undefined) return { genl: this.#genl, family: await this.#familyId(op, name) };
+    let identity: string;
+    try {
+      const st = await stat(netns);
+      identity = `${st.dev}:${st.ino}`;
+    } catch (e) {
+      await this.release(netns);
+      throw new PeerpodError('ENOTFOUND', `WireGuard device ${name}: its netns ${netns} is gone`, { op, iface: name, netns }, e);
+    }
+    let pod = this.#pods.get(netns);
+    if (pod !== undefined && pod.identity !== identity) {
+      // The path names another netns now (the pod's was deleted and the name reused).
+      await this.release(netns);
+      pod = undefined;
+    }
+    if (pod === undefined) {
+      pod = { genl: this.#genlIn(netns), family: null, identity };
+      this.#pods.set(netns, pod);
+    }
+    const p = pod;
+    p.family ??= p.genl.familyId(WG_GENL_NAME);
+    try {
+      return { genl: p.genl, family: await p.family };
+    } catch (e) {
+      // Nothing half-open is kept: the next call opens afresh.
+      await this.release(netns);
+      if (e instanceof PeerpodError) throw new PeerpodError(e.code, `${e.message} (device ${name} in netns ${netns})`, { op, iface: name, netns }, e);
+      throw this.#familyError(e, op, name);
+    }
   }
 
   /** The kind of link `name` here, '' for a link without one, null when there is none. */
-  async #linkKind(name: string): Promise<string | null> {
-    const r = await this.#exec(['ip', '-j', '-d', 'link', 'show', 'dev', name], { timeoutMs: IP_TIMEOUT_MS, okCodes: [0, 1, 255] });
+  async #linkKind(name: string, ipIn: (args: string[]) => string[] = (a) => ['ip', ...a]): Promise<string | null> {
+    const r = await this.#exec(ipIn(['-j', '-d', 'link', 'show', 'dev', name]), { timeoutMs: IP_TIMEOUT_MS, okCodes: [0, 1, 255] });
     if (r.code !== 0) {
       if (/does not exist|Cannot find device/.test(r.stderr)) return null;
       throw new PeerpodError('EBACKEND', `cannot look up link ${name}: ${r.stderr.trim()}`, { op: 'link-kind', iface: name });
@@ -149,15 +216,20 @@ export class KernelBackend implements WireGuardBackend {
       return await this.#family;
     } catch (e) {
       this.#family = null;
-      if (e instanceof GenlError && e.errno === ERRNO.ENOENT) {
-        throw new PeerpodError('EBACKEND', 'this kernel has no WireGuard generic netlink family (module wireguard not loaded)', {
-          op,
-          iface: name,
-        }, e);
-      }
-      const why = e instanceof Error ? e.message : String(e);
-      throw new PeerpodError('EBACKEND', `cannot reach kernel WireGuard over generic netlink: ${why}`, { op, iface: name }, e);
+      throw this.#familyError(e, op, name);
     }
+  }
+
+  #familyError(e: unknown, op: string, name: string): PeerpodError {
+    if (e instanceof GenlError && e.errno === ERRNO.ENOENT) {
+      return new PeerpodError('EBACKEND', 'this kernel has no WireGuard generic netlink family (module wireguard not loaded)', {
+        op,
+        iface: name,
+      }, e);
+    }
+    if (e instanceof PeerpodError) return e;
+    const why = e instanceof Error ? e.message : String(e);
+    return new PeerpodError('EBACKEND', `cannot reach kernel WireGuard over generic netlink: ${why}`, { op, iface: name }, e);
   }
 
   #error(e: unknown, op: string, name: string): PeerpodError {

@@ -2,12 +2,14 @@
 // collect its replies (every part of a dump), turn an NLMSG_ERROR into an errno. The `GenlTransport`
 // interface is the seam; `netlinkTransport()` is the real one, built on the `netlink` package's raw
 // socket (a small prebuilt N-API addon, MIT). It is loaded lazily, on the first request, so that
-// processes which never use kernel WireGuard (wgctl on a worker) never load the addon. The socket
-// lives in the netns of the process, as a kernel device's configuration must.
+// processes which never use kernel WireGuard never load the addon. The socket lives in the netns of
+// the process, or, with `netns`, in that netns: it is made inside a setns window
+// (./netns-socket.ts), so it reaches the devices that moved there.
 //
 // Only the socket comes from the package: the controller request and the error parsing are ours
 // and pure (the package reports errors as text and loses the errno).
 import { PeerpodError } from '../../errors.js';
+import { inNetns } from './netns-socket.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, GENL_HDRLEN, NLM_F, nla, parseAttrs } from './codec.js';
 
 export const NETLINK_GENERIC = 16;
@@ -104,13 +106,18 @@ interface PackageSocket {
   close(): void;
 }
 
-export function netlinkTransport(): GenlTransport {
+/** A generic netlink socket in this process's netns, or in the netns at `opts.netns`. */
+export function netlinkTransport(opts: { netns?: string } = {}): GenlTransport {
   let socket: Promise<PackageSocket> | null = null;
   const open = (): Promise<PackageSocket> => {
-    socket ??= import('netlink').then((mod) => {
+    socket ??= import('netlink').then(async (mod) => {
       const nl = (mod as unknown as { default?: typeof mod }).default ?? mod;
       // The typings call both buffer sizes required; 1 MiB lets a dump of many peers arrive whole.
-      return nl.createNetlink(NETLINK_GENERIC, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+      const make = (): PackageSocket => nl.createNetlink(NETLINK_GENERIC, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+      return opts.netns === undefined ? make() : inNetns(opts.netns, make);
+    });
+    socket.catch(() => {
+      socket = null;
     });
     return socket;
   };

@@ -2,7 +2,10 @@
 // driven over its UAPI socket (../uapi/client.ts). This module owns the daemons' lives: start,
 // readiness, MTU, pid files, logs and stopping them. It works in the caller's netns: a device is
 // born here and its UDP socket stays here. Moving the TUN into a pod netns, addresses, routes and
-// bringing the link up are the netns layer's job.
+// bringing the link up are the netns layer's job. A device's `where` (../backend.ts) is not needed
+// to reach it (its UAPI socket stays in the host's folder wherever its TUN has moved); a `where`
+// whose netns is gone answers ENOTFOUND, as the kernel backend does, without waiting for
+// wireguard-go to notice its TUN died with the netns.
 //
 // Facts about wireguard-go v0.0.20220316 this code relies on:
 // - Its socket directory is compiled in (/var/run/wireguard), so `socketDir` only follows a
@@ -12,13 +15,13 @@
 //   moved since (a pod netns included).
 // - Its TUN stops seeing MTU changes once moved to another netns, so the MTU is set here, first.
 import { spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, existsSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError, isPeerpodError } from '../../errors.js';
 import type { Exec } from '../../exec.js';
-import type { WireGuardBackend, CreateOptions } from '../backend.js';
+import type { WireGuardBackend, CreateOptions, Where } from '../backend.js';
 import type { Device, DeviceConfig } from '../config.js';
 import { DEFAULT_SOCKET_DIR, UapiClient, assertDeviceName } from '../uapi/client.js';
 
@@ -158,11 +161,13 @@ export class UserspaceBackend implements WireGuardBackend {
     return live.filter((n): n is string => n !== null).sort();
   }
 
-  device(name: string): Promise<Device> {
+  async device(name: string, where?: Where): Promise<Device> {
+    netnsMustExist(name, where, 'device');
     return this.#client.get(name);
   }
 
-  configure(name: string, config: DeviceConfig): Promise<void> {
+  async configure(name: string, config: DeviceConfig, where?: Where): Promise<void> {
+    netnsMustExist(name, where, 'configure');
     return this.#client.set(name, config);
   }
 
@@ -185,6 +190,10 @@ export class UserspaceBackend implements WireGuardBackend {
 
   async owns(name: string): Promise<boolean> {
     return (await this.pidOf(name)) !== null;
+  }
+
+  async release(_netns: string): Promise<void> {
+    // Nothing is held per netns: the UAPI socket of a moved device stays in the host's folder.
   }
 
   async close(): Promise<void> {
@@ -440,5 +449,12 @@ export class UserspaceBackend implements WireGuardBackend {
     const pids = (await readdir('/proc')).filter((d) => /^[1-9][0-9]*$/.test(d)).map(Number);
     const hits = await Promise.all(pids.map(async (p) => ((await this.#isDaemon(p, name)) ? p : null)));
     return hits.filter((p): p is number => p !== null);
+  }
+}
+
+/** ENOTFOUND when `where` names a netns that no longer exists (the device died with it). */
+function netnsMustExist(name: string, where: Where | undefined, op: string): void {
+  if (where?.netns !== undefined && !existsSync(where.netns)) {
+    throw new PeerpodError('ENOTFOUND', `WireGuard device ${name}: its netns ${where.netns} is gone`, { op, iface: name, netns: where.netns });
   }
 }

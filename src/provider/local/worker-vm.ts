@@ -1,0 +1,97 @@
+// A qemu guest that plays the worker node, for the lab: this host has no WireGuard module, the
+// guest's Debian cloud kernel has one. The host's project folder is shared over virtiofs at the
+// same path (virtiofsd, the C daemon qemu 7.2 ships), so inside the guest `node dist/…` runs what
+// the host built; the guest's network is only its own namespaces (no NIC), so nothing it does
+// reaches the host's. Commands run through the lab command channel (QemuGuest.run).
+//
+//   host: virtiofsd (the project folder) ══ qemu (TCG) ══ guest: /init, modules, the same folder mounted
+//                                                         namespaces, sidecar, wgctl, kernel WireGuard
+//
+// Everything started here is stopped by stop(): qemu and virtiofsd by the pids we spawned (after
+// /proc says they are still ours), and the folder with the sockets and the console log.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PeerpodError } from '../../errors.js';
+import type { Exec } from '../../exec.js';
+import { buildWorkerVmImage, WORKER_SHARE_TAG, type WorkerVmImage } from '../../podvm-image/worker-image.js';
+import { isLiveProcess, QemuGuest } from './qemu.js';
+import { qemuUnavailable } from './lab-vm.js';
+
+export const VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
+
+/** Why a worker guest cannot run here, or null. */
+export function workerVmUnavailable(): string | null {
+  const why = qemuUnavailable();
+  if (why !== null) return why;
+  if (!existsSync(VIRTIOFSD)) return `${VIRTIOFSD} is missing (Debian's qemu-system-common 7.2 ships it)`;
+  return null;
+}
+
+export interface WorkerVm {
+  guest: QemuGuest;
+  image: WorkerVmImage;
+  /** Boot time, ms from qemu start to the guest's ready marker. */
+  bootMs: number;
+  stop(): Promise<void>;
+}
+
+export interface StartWorkerVmOptions {
+  exec: Exec;
+  /** The folder to share, mounted at the same path in the guest. */
+  projectRoot: string;
+  memoryMiB?: number;
+  cpus?: number;
+  readyTimeoutMs?: number;
+  onConsole?: (line: string) => void;
+}
+
+export async function startWorkerVm(opts: StartWorkerVmOptions): Promise<WorkerVm> {
+  const why = workerVmUnavailable();
+  if (why !== null) throw new PeerpodError('EUNSUPPORTED', `no worker guest: ${why}`, { op: 'start-worker-vm' });
+  const image = await buildWorkerVmImage({ exec: opts.exec, projectRoot: opts.projectRoot });
+  const dir = await mkdtemp('/run/peerpod-worker-vm-');
+  const fsSocket = join(dir, 'virtiofs.sock');
+  let fsd: ChildProcess | null = null;
+  let guest: QemuGuest | null = null;
+  const stop = async (): Promise<void> => {
+    await guest?.stop().catch(() => undefined);
+    const p = fsd;
+    if (p?.pid !== undefined && p.exitCode === null && p.signalCode === null && (await isLiveProcess(p.pid, 'virtiofsd'))) {
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      await Promise.race([exited, sleep(5_000)]);
+      if (p.exitCode === null && p.signalCode === null && (await isLiveProcess(p.pid, 'virtiofsd'))) p.kill('SIGKILL');
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    // Not through src/exec.ts: it lives as long as the guest; stop() ends it by this pid.
+    fsd = spawn(VIRTIOFSD, [`--socket-path=${fsSocket}`, '-o', `source=${opts.projectRoot}`, '-o', 'cache=auto'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let fsErr = '';
+    fsd.stderr?.on('data', (b: Buffer) => (fsErr = (fsErr + b.toString()).slice(-2000)));
+    for (let i = 0; i < 100 && !existsSync(fsSocket); i++) {
+      if (fsd.exitCode !== null) throw new PeerpodError('EBACKEND', `virtiofsd exited: ${fsErr}`, { op: 'start-worker-vm' });
+      await sleep(50);
+    }
+    const memoryMiB = opts.memoryMiB ?? 1536;
+    guest = new QemuGuest({
+      kernel: image.kernel,
+      initrd: image.initrd,
+      append: 'console=ttyS0 quiet loglevel=4 panic=-1 peerpod.ctl=peerpod.ctl',
+      controlSocket: join(dir, 'ctl.sock'),
+      virtiofs: { socket: fsSocket, tag: WORKER_SHARE_TAG },
+      memoryMiB,
+      cpus: opts.cpus ?? 2,
+      ...(opts.onConsole === undefined ? {} : { onConsole: opts.onConsole }),
+    });
+    guest.start();
+    await guest.waitReady(opts.readyTimeoutMs ?? 120_000);
+    return { guest, image, bootMs: guest.marks.hostMs['ready'] ?? 0, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
