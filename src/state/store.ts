@@ -126,13 +126,13 @@ export async function writeAtomic(path: string, data: string, mode: number): Pro
   }
 }
 
-/** A state file's JSON; null when it does not exist. */
-async function readJsonFile<T>(path: string): Promise<T | null> {
+/** A state file's JSON; undefined when it does not exist. */
+async function readJsonFile<T>(path: string): Promise<T | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new PeerpodError('ESTATE', `cannot read ${path}`, { op: 'state-read' }, e);
   }
   try {
@@ -186,20 +186,8 @@ export class FilePodStore implements PodStore {
 
   async read(id: string): Promise<PodRecord | null> {
     const path = join(this.podDir(id), 'record.json');
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new PeerpodError('ESTATE', `cannot read ${path}`, { op: 'state-read' }, e);
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      // Not the SyntaxError as cause: V8 quotes the text around the fault.
-      throw new PeerpodError('ESTATE', `state file ${path} is not valid JSON`, { op: 'state-read', corrupt: 1 });
-    }
+    const value = await readJsonFile<unknown>(path);
+    if (value === undefined) return null;
     const problem = recordProblem(value, id);
     if (problem !== null) throw new PeerpodError('ESTATE', `state file ${path} is not a pod record: ${problem}`, { op: 'state-read', corrupt: 1 });
     return value as PodRecord;
@@ -286,7 +274,7 @@ export class FilePodStore implements PodStore {
   }
 
   async readPending(id: string): Promise<PendingTunnel | null> {
-    return readJsonFile<PendingTunnel>(join(this.dirOf('pending', id), 'pending.json'));
+    return (await readJsonFile<PendingTunnel>(join(this.dirOf('pending', id), 'pending.json'))) ?? null;
   }
 
   async listPending(): Promise<PendingTunnel[]> {

@@ -6,6 +6,8 @@ import { PeerpodError } from '../../src/errors.js';
 import type { Exec } from '../../src/exec.js';
 import type { CreateOptions, WireGuardBackend } from '../../src/wireguard/backend.js';
 import type { Device, DeviceConfig } from '../../src/wireguard/config.js';
+import { podIdOf, type PodStore, type WireguardPodRecord } from '../../src/state/store.js';
+import { generateKeyPair, generatePresharedKey } from '../../src/wireguard/keys.js';
 
 export class ScriptedBackend implements WireGuardBackend {
   readonly kind = 'userspace' as const;
@@ -113,4 +115,29 @@ export function podNetnsExec(delayMs = 5): Exec {
     if (cmd === 'ip -json neighbour show') return json([]);
     throw new PeerpodError('EEXEC', `the fake exec does not run ${argv.join(' ')}`, { op: 'exec' });
   };
+}
+
+/** A WireGuard pod with a ready tunnel in `store`: its record, worker key and preshared key. */
+export async function seedReadyPod(store: PodStore, netns: string): Promise<WireguardPodRecord> {
+  const id = podIdOf(netns);
+  const record: WireguardPodRecord = {
+    id,
+    netns,
+    tunnelType: 'wireguard',
+    device: `pwg${id}`,
+    podIP: '198.18.1.21',
+    podInterface: 'eth0',
+    mtu: 1420,
+    podVmIPs: ['203.0.113.10'],
+    phase: 'ready',
+    updatedAt: new Date(0).toISOString(),
+    vmPublicKey: generateKeyPair().publicKey.toBase64(),
+    workerPublicKey: generateKeyPair().publicKey.toBase64(),
+    vmListenPort: 51900,
+    keepalive: 25,
+  };
+  await store.write(record);
+  await store.writeKey(id, 'worker', generateKeyPair().privateKey);
+  await store.writeKey(id, 'psk', generatePresharedKey());
+  return record;
 }

@@ -17,11 +17,10 @@ import { join } from 'node:path';
 import { PeerpodError } from '../../src/errors.js';
 import { netnsFactory } from '../../src/netns/netns.js';
 import { TunnelService } from '../../src/sidecar/service.js';
-import { FilePodStore, podIdOf, type WireguardPodRecord } from '../../src/state/store.js';
+import { FilePodStore, podIdOf } from '../../src/state/store.js';
 import type { TunnelRegistry } from '../../src/tunnel/registry.js';
 import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
-import { generateKeyPair, generatePresharedKey } from '../../src/wireguard/keys.js';
-import { capturingLogger, nsenterExec, ScriptedBackend, type NetnsAnswer } from './fakes.js';
+import { capturingLogger, nsenterExec, ScriptedBackend, seedReadyPod, type NetnsAnswer } from './fakes.js';
 
 const SEED = Number(process.env['FAULT_SEED'] ?? 20261129);
 const RUNS = Number(process.env['FAULT_RUNS'] ?? 40);
@@ -86,27 +85,8 @@ async function run(events: Event[]): Promise<void> {
   };
   // Every pod starts ready, with its device up and its keys kept.
   for (const netns of PODS) {
-    const id = podIdOf(netns);
-    const record: WireguardPodRecord = {
-      id,
-      netns,
-      tunnelType: 'wireguard',
-      device: `pwg${id}`,
-      podIP: '198.18.1.21',
-      podInterface: 'eth0',
-      mtu: 1420,
-      podVmIPs: ['203.0.113.10'],
-      phase: 'ready',
-      updatedAt: new Date(0).toISOString(),
-      vmPublicKey: generateKeyPair().publicKey.toBase64(),
-      workerPublicKey: generateKeyPair().publicKey.toBase64(),
-      vmListenPort: 51900,
-      keepalive: 25,
-    };
-    await store.write(record);
-    await store.writeKey(id, 'worker', generateKeyPair().privateKey);
-    await store.writeKey(id, 'psk', generatePresharedKey());
-    await backend.create(record.device, { mtu: 1420 });
+    const record = await seedReadyPod(store, netns);
+    await backend.create(record.device, { mtu: record.mtu });
   }
   const goneConfirmed = new Set<number>();
   const tornDown = new Set<number>();

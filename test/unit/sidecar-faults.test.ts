@@ -14,9 +14,9 @@ import { FilePodStore, podIdOf, type WireguardPodRecord } from '../../src/state/
 import type { PodNetwork } from '../../src/podnetwork/types.js';
 import type { TunnelRegistry } from '../../src/tunnel/registry.js';
 import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
-import { generateKeyPair, generatePresharedKey, PublicKey } from '../../src/wireguard/keys.js';
+import { generateKeyPair, PublicKey } from '../../src/wireguard/keys.js';
 import type { Peer } from '../../src/wireguard/config.js';
-import { capturingLogger, nsenterExec, podNetnsExec, ScriptedBackend, type NetnsAnswer } from './fakes.js';
+import { capturingLogger, nsenterExec, podNetnsExec, ScriptedBackend, seedReadyPod, type NetnsAnswer } from './fakes.js';
 
 const NETNS = '/run/netns/pwt-faults-a';
 const ID = podIdOf(NETNS);
@@ -81,25 +81,7 @@ async function rig(opts: { tickMs?: number; slowInspectMs?: number } = {}): Prom
     fastNudgeWindowMs: 0,
     clock: () => now,
   });
-  const record: WireguardPodRecord = {
-    id: ID,
-    netns: NETNS,
-    tunnelType: 'wireguard',
-    device: DEVICE,
-    podIP: '198.18.1.21',
-    podInterface: 'eth0',
-    mtu: 1420,
-    podVmIPs: ['203.0.113.10'],
-    phase: 'ready',
-    updatedAt: new Date(0).toISOString(),
-    vmPublicKey: generateKeyPair().publicKey.toBase64(),
-    workerPublicKey: generateKeyPair().publicKey.toBase64(),
-    vmListenPort: 51900,
-    keepalive: 25,
-  };
-  await store.write(record);
-  await store.writeKey(ID, 'worker', generateKeyPair().privateKey);
-  await store.writeKey(ID, 'psk', generatePresharedKey());
+  await seedReadyPod(store, NETNS);
   return { service, backend, store, netns, execCalls, lines, advance: (ms) => (now += ms), now: () => now };
 }
 
