@@ -7,6 +7,7 @@ import type { Exec } from '../../src/exec.js';
 import type { CreateOptions, WireGuardBackend } from '../../src/wireguard/backend.js';
 import type { Device, DeviceConfig } from '../../src/wireguard/config.js';
 import { podIdOf, type PodStore, type WireguardPodRecord } from '../../src/state/store.js';
+import { TunnelService, type TunnelServiceDeps } from '../../src/sidecar/service.js';
 import { generateKeyPair, generatePresharedKey } from '../../src/wireguard/keys.js';
 
 export class ScriptedBackend implements WireGuardBackend {
@@ -140,4 +141,14 @@ export async function seedReadyPod(store: PodStore, netns: string): Promise<Wire
   await store.writeKey(id, 'worker', generateKeyPair().privateKey);
   await store.writeKey(id, 'psk', generatePresharedKey());
   return record;
+}
+
+/** A TunnelService for unit tests: wireguard by default, a test's clock and loop timings. */
+export function testService(
+  parts: Omit<TunnelServiceDeps, 'defaultTunnelType' | 'tickMs' | 'idleProbeMs' | 'fastNudgeWindowMs'> & {
+    timing: Pick<TunnelServiceDeps, 'tickMs' | 'idleProbeMs' | 'fastNudgeWindowMs'>;
+  },
+): TunnelService {
+  const { timing, ...deps } = parts;
+  return new TunnelService({ ...deps, ...timing, defaultTunnelType: 'wireguard' });
 }

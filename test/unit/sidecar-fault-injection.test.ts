@@ -20,7 +20,7 @@ import { TunnelService } from '../../src/sidecar/service.js';
 import { FilePodStore, podIdOf } from '../../src/state/store.js';
 import type { TunnelRegistry } from '../../src/tunnel/registry.js';
 import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
-import { capturingLogger, nsenterExec, ScriptedBackend, seedReadyPod, type NetnsAnswer } from './fakes.js';
+import { capturingLogger, nsenterExec, ScriptedBackend, seedReadyPod, testService, type NetnsAnswer } from './fakes.js';
 
 const SEED = Number(process.env['FAULT_SEED'] ?? 20261129);
 const RUNS = Number(process.env['FAULT_RUNS'] ?? 40);
@@ -69,18 +69,15 @@ async function run(events: Event[]): Promise<void> {
   const newService = (): TunnelService => {
     const wireguard = new WireguardWorkerDriver({ backend, netns: nf, store });
     const registry: TunnelRegistry = { wireguard: { worker: () => wireguard }, vxlan: {} };
-    return new TunnelService({
+    return testService({
       registry,
       wireguard,
       backend,
       netns: nf,
       store,
       log,
-      defaultTunnelType: 'wireguard',
-      tickMs: 250,
-      idleProbeMs: 1000,
-      fastNudgeWindowMs: 300_000,
       clock: () => now,
+      timing: { tickMs: 250, idleProbeMs: 1000, fastNudgeWindowMs: 300_000 },
     });
   };
   // Every pod starts ready, with its device up and its keys kept.

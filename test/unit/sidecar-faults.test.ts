@@ -16,7 +16,7 @@ import type { TunnelRegistry } from '../../src/tunnel/registry.js';
 import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
 import { generateKeyPair, PublicKey } from '../../src/wireguard/keys.js';
 import type { Peer } from '../../src/wireguard/config.js';
-import { capturingLogger, nsenterExec, podNetnsExec, ScriptedBackend, seedReadyPod, type NetnsAnswer } from './fakes.js';
+import { capturingLogger, nsenterExec, podNetnsExec, ScriptedBackend, seedReadyPod, testService, type NetnsAnswer } from './fakes.js';
 
 const NETNS = '/run/netns/pwt-faults-a';
 const ID = podIdOf(NETNS);
@@ -68,18 +68,15 @@ async function rig(opts: { tickMs?: number; slowInspectMs?: number } = {}): Prom
     vxlan: {},
   };
   let now = 1_000_000;
-  const service = new TunnelService({
+  const service = testService({
     registry,
     wireguard,
     backend,
     netns: nf,
     store,
     log,
-    defaultTunnelType: 'wireguard',
-    tickMs: opts.tickMs ?? 250,
-    idleProbeMs: 0,
-    fastNudgeWindowMs: 0,
     clock: () => now,
+    timing: { tickMs: opts.tickMs ?? 250, idleProbeMs: 0, fastNudgeWindowMs: 0 },
   });
   await seedReadyPod(store, NETNS);
   return { service, backend, store, netns, execCalls, lines, advance: (ms) => (now += ms), now: () => now };
