@@ -17,5 +17,6 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
-  { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
+  { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  { files: ['hack/**/*.mjs'], languageOptions: { globals: { process: 'readonly', console: 'readonly' } } },
 );

@@ -8,7 +8,7 @@
 // CAA does this in-process over netlink; here it is ip/tc/iptables-restore in batches, so its
 // timings carry a few process starts. It is a measurement fixture, not a driver.
 import type { Exec } from '../src/exec.js';
-import { LAB, type Lab } from '../src/lab/lab.js';
+import { LAB, type Lab } from '../lab/lab.js';
 
 export const CAA_VXLAN_MAX_MTU = 1450;
 

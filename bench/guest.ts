@@ -1,11 +1,11 @@
 // `node dist/bench/guest.js [--full] [--tunnels-only]`: the benchmarks inside a qemu guest whose kernel has
-// WireGuard (src/provider/local/worker-vm.ts), so that kernel WireGuard and wireguard-go, routing
+// WireGuard (lab/worker-vm.ts), so that kernel WireGuard and wireguard-go, routing
 // and CAA's VXLAN are measured side by side on one (emulated) machine: bench/tunnels.js (--quick
 // unless --full) and bench/backends.js (memory per tunnel). Under TCG the absolute numbers mean
 // nothing; the ratios between rows do. Prints both reports; the guest is stopped afterwards.
 import { realExec } from '../src/exec.js';
-import { PROJECT_ROOT } from '../src/bundle.js';
-import { startWorkerVm } from '../src/provider/local/worker-vm.js';
+import { PROJECT_ROOT } from '../tools/bundle.js';
+import { startWorkerVm } from '../lab/worker-vm.js';
 
 async function main(argv: string[]): Promise<number> {
   const full = argv.includes('--full');

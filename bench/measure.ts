@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Exec } from '../src/exec.js';
-import type { Lab } from '../src/lab/lab.js';
+import type { Lab } from '../lab/lab.js';
 
 // ---------------------------------------------------------------------------------------------
 // Pure parsers

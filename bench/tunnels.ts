@@ -1,11 +1,11 @@
 // `node dist/bench/tunnels.js [--quick]`: one side-by-side table of the data-plane and control-plane
-// cost of each way to reach a peer pod's VM, each in a lab of its own (src/lab/lab.ts):
+// cost of each way to reach a peer pod's VM, each in a lab of its own (lab/lab.ts):
 //
 //   none       plain routing, client pod → the VM's root netns address (routing-only lab)
 //   vxlan      CAA's VXLAN tunnel by hand (bench/caa-vxlan.ts), VM pod MTU 1450 (routing-only lab)
 //   vxlan 1500 the same without CAA's MTU cap: outer packets fragment
 //   vxlan NAT  the same through the NAT router: expected to get no reply (DESIGN.md §5)
-//   wireguard  our tunnel via the real CLIs (src/lab/flow.ts), through the NAT router: wireguard-go
+//   wireguard  our tunnel via the real CLIs (lab/flow.ts), through the NAT router: wireguard-go
 //              at both ends, and where the kernel has WireGuard (a qemu guest, bench/guest.ts) also
 //              kernel WireGuard at both ends, as a row of its own
 //
@@ -18,8 +18,8 @@
 import { availableParallelism, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../src/exec.js';
-import { LabFlow } from '../src/lab/flow.js';
-import { LAB, Lab } from '../src/lab/lab.js';
+import { LabFlow } from '../lab/flow.js';
+import { LAB, Lab } from '../lab/lab.js';
 import { kernelWireGuardAvailable } from '../src/wireguard/kernel/backend.js';
 import { CaaVxlan } from './caa-vxlan.js';
 import {

@@ -15,7 +15,8 @@ import { drainServers } from '../src/sidecar/shutdown.js';
 import { StateLock } from '../src/state/lock.js';
 import { versionLine } from '../src/version.js';
 import { makeCloudPortRule } from './cloud-port-wiring.js';
-import { fail, makeRuntime, makeWorker, parseFlags } from './wiring.js';
+import { fail, makeRuntime, parseFlags } from './wiring.js';
+import { makeWorker } from './worker-wiring.js';
 
 const HELP = `peerpod-wg-sidecar: the worker-side daemon of peerpod-wireguard
 

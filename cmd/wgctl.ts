@@ -17,7 +17,8 @@ import { DEFAULT_SOCKET } from '../src/sidecar/config.js';
 import { formatStatusDetail, formatStatusTable, problemRows, tunnelStatus, type TunnelStatus } from '../src/tunnel/status.js';
 import { DEFAULT_KEEPALIVE, DEFAULT_LISTEN_PORT, SETUP_STEPS, type SetupStep } from '../src/tunnel/wireguard/worker.js';
 import { VERSION, versionLine } from '../src/version.js';
-import { fail, makeRuntime, makeWorker, parseFlags } from './wiring.js';
+import { fail, makeRuntime, parseFlags } from './wiring.js';
+import { makeWorker } from './worker-wiring.js';
 
 const HELP = `wgctl: WireGuard tunnels between this worker node and its peer-pod VMs
 

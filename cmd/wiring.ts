@@ -1,5 +1,7 @@
 // The composition root shared by the entry points: the only place that builds real dependencies
-// (processes, the WireGuard backend, namespaces, the state folder) from flags and environment.
+// (processes, the WireGuard backend, namespaces, the logger) from flags and environment. What only
+// the worker side builds (the state folder, the worker drivers) is in ./worker-wiring.ts, so that the
+// pod-VM agent's bundle carries none of it.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { PeerpodError, describeError, isPeerpodError } from '../src/errors.js';
@@ -8,10 +10,6 @@ import { netnsFactory, type NetnsFactory } from '../src/netns/netns.js';
 import type { WireGuardBackend } from '../src/wireguard/backend.js';
 import { KernelBackend, kernelWireGuardAvailable } from '../src/wireguard/kernel/backend.js';
 import { DEFAULT_RUN_DIR, UserspaceBackend } from '../src/wireguard/userspace/backend.js';
-import { FilePodStore } from '../src/state/store.js';
-import type { TunnelRegistry } from '../src/tunnel/registry.js';
-import { VxlanWorkerDriver } from '../src/tunnel/vxlan/worker.js';
-import { WireguardWorkerDriver, type SetupStep } from '../src/tunnel/wireguard/worker.js';
 
 export interface Runtime {
   backend: WireGuardBackend;
@@ -81,52 +79,3 @@ export function fail(e: unknown): never {
   process.stderr.write(`error: ${describeError(e)}\n`);
   process.exit(isPeerpodError(e, 'EINVAL') ? 2 : 1);
 }
-
-export interface WorkerOptions {
-  stateDir: string;
-  listenPort?: number;
-  keepalive?: number;
-  maxMtu?: number;
-  vxlanPort?: number;
-  vxlanMinId?: number;
-  /** Where VXLAN looks for pod netns when choosing a VNI (default /run/netns); null: records only. */
-  vxlanNetnsDir?: string | null;
-  onStep?: (step: SetupStep) => void;
-}
-
-export interface Worker {
-  registry: TunnelRegistry;
-  wireguard: WireguardWorkerDriver;
-  store: FilePodStore;
-}
-
-/** The worker side's drivers and state, shared by wgctl (direct mode) and the sidecar. */
-export function makeWorker(rt: Runtime, o: WorkerOptions): Worker {
-  const store = new FilePodStore(o.stateDir, {
-    onProblem: (p) => rt.log.error({ pod: p.id, file: p.file, problem: p.problem }, 'a pod record could not be used'),
-  });
-  const wireguard = new WireguardWorkerDriver(
-    { backend: rt.backend, netns: rt.netns, store, ...(o.onStep ? { onStep: o.onStep } : {}) },
-    {
-      ...(o.listenPort === undefined ? {} : { listenPort: o.listenPort }),
-      ...(o.keepalive === undefined ? {} : { keepalive: o.keepalive }),
-      ...(o.maxMtu === undefined ? {} : { maxMtu: o.maxMtu }),
-    },
-  );
-  const registry: TunnelRegistry = {
-    wireguard: { worker: () => wireguard },
-    vxlan: {
-      worker: () =>
-        new VxlanWorkerDriver(
-          { netns: rt.netns, store },
-          {
-            ...(o.vxlanPort === undefined ? {} : { port: o.vxlanPort }),
-            ...(o.vxlanMinId === undefined ? {} : { minId: o.vxlanMinId }),
-            ...(o.vxlanNetnsDir === undefined ? {} : { netnsDir: o.vxlanNetnsDir }),
-          },
-        ),
-    },
-  };
-  return { registry, wireguard, store };
-}
-

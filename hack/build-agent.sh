@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/deps.sh
 npx tsc -p tsconfig.json
-node dist/src/podvm-image/main.js agent dist/peerpod-wg-agent dist/peerpod-wg-agent-linux-x64.tar.gz
+node dist/tools/podvm-image/main.js agent dist/peerpod-wg-agent dist/peerpod-wg-agent-linux-x64.tar.gz

@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npx tsc -p tsconfig.json
-node dist/src/sidecar-image/main.js
+node dist/tools/sidecar-image/main.js
 exec "${CONTAINER_ENGINE:-podman}" build -t "${IMAGE:-peerpod-wg-sidecar:dev}" "$@" .

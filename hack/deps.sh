@@ -18,7 +18,7 @@ declare -A need=(
   [ping]=iputils-ping
   [sha256sum]=coreutils
   [ps]=procps
-  # The local pod VM (src/podvm-image/, src/provider/local/): qemu, the NoCloud seed, a static
+  # The local pod VM (tools/podvm-image/, src/provider/local/): qemu, the NoCloud seed, a static
   # busybox for the initramfs, depmod/modprobe for the guest kernel's modules. The kernel itself
   # is downloaded (apt-get download) and unpacked into the image cache, never installed.
   [qemu-system-x86_64]=qemu-system-x86

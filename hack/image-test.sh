@@ -90,7 +90,7 @@ fi
 base_s=$(since "$t")
 
 t=$(date +%s.%N)
-node dist/src/sidecar-image/main.js >/dev/null
+node dist/tools/sidecar-image/main.js >/dev/null
 "${podman[@]}" build -q --network host --build-arg BASE="$base" -t "$image" . >"$work/build.log" 2>&1 ||
   { tail -30 "$work/build.log" >&2; exit 1; }
 build_s=$(since "$t")

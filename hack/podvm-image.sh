@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/deps.sh
 npx tsc -p tsconfig.json
-node dist/src/podvm-image/main.js image
+node dist/tools/podvm-image/main.js image

@@ -12,6 +12,8 @@ rm -rf dist
 npx tsc -p tsconfig.json
 echo "== lint =="
 npx eslint .
+echo "== imports: src/ is only the product, no loops =="
+node hack/check-imports.mjs
 echo "== tests =="
 results=.jest-results.json
 rc=0

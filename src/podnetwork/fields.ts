@@ -11,7 +11,7 @@ import {
   parseIpAddress,
   sameAddress,
   type IpPrefix,
-} from './ip.js';
+} from '../ip.js';
 import { accept, describeValue, invalid, reject, type FieldKind } from './problems.js';
 import { ROUTE_PROTOCOL_NAMES } from './types.js';
 

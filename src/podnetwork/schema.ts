@@ -27,7 +27,7 @@ import {
   text,
   tunnelType,
 } from './fields.js';
-import { formatIpPrefix, parseIpAddress, type IpFamily, type IpPrefix } from './ip.js';
+import { formatIpPrefix, parseIpAddress, type IpFamily, type IpPrefix } from '../ip.js';
 import { findJsonSyntaxFault } from './json-text.js';
 import { JsonSection, Problems } from './problems.js';
 import {
@@ -47,7 +47,7 @@ import {
 } from './types.js';
 
 export * from './types.js';
-export { formatIpPrefix } from './ip.js';
+export { formatIpPrefix } from '../ip.js';
 
 export interface PodNetworkReadOptions {
   /**

@@ -4,9 +4,9 @@
 // WireGuard ones. Reading and writing the JSON spelling lives in schema.ts; acting on the values
 // is for the tunnel drivers.
 import type { PublicKey, SecretKey } from '../wireguard/keys.js';
-import type { IpPrefix } from './ip.js';
+import type { IpPrefix } from '../ip.js';
 
-export type { IpFamily, IpPrefix } from './ip.js';
+export type { IpFamily, IpPrefix } from '../ip.js';
 
 /** Every tunnel type this project knows. A reader may accept fewer (see PodNetworkReadOptions). */
 export const TUNNEL_TYPES = ['vxlan', 'wireguard'] as const;

@@ -4,17 +4,14 @@
 // ever loads a cloud SDK. Choosing names, sizes and images, and deciding when to call these verbs,
 // is left to the caller (the sidecar, following CAA's CreateVM/StartVM/StopVM).
 import { PeerpodError, type ErrorCode, type ErrorContext } from '../errors.js';
-import type { ApfDocument } from '../podnetwork/types.js';
+import type { ApfUserdata } from '../podnetwork/cloud-init.js';
 
 /** The clouds we have an adapter for (CAA's CLOUD_PROVIDER values). */
 export const PROVIDER_NAMES = ['aws', 'azure'] as const;
 export type ProviderName = (typeof PROVIDER_NAMES)[number];
 
-/**
- * apf.json for the pod VM: the text as CAA writes it (kept byte for byte, so CAA's other fields such
- * as its TLS material survive), or our typed document (written the way Go would write it).
- */
-export type ApfUserdata = string | ApfDocument;
+
+export type { ApfUserdata };
 
 export interface CreateInstanceRequest {
   /** The pod VM's name, as CAA generates it: 1-63 letters, digits and hyphens. */

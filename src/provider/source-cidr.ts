@@ -2,7 +2,7 @@
 // cloud sees it (after NAT). Parsed and printed in canonical form, so that a rule read back from the
 // cloud compares equal to the one we asked for. Pure; which cloud rule carries it is the adapters'.
 import { PeerpodError } from '../errors.js';
-import { formatIpAddress, maxPrefixLength, networkAddress, parseIpAddress, sameAddress, type IpFamily } from '../podnetwork/ip.js';
+import { formatIpAddress, maxPrefixLength, networkAddress, parseIpAddress, sameAddress, type IpFamily } from '../ip.js';
 
 export interface SourceCidr {
   /** Canonical "203.0.113.7/32" or "2001:db8::/64". */

@@ -2,7 +2,8 @@
 // netns) and the two the pod VM's agent calls (setup, teardown). Each tunnel type implements both
 // sides; the registry (registry.ts) maps a type to its drivers. Driver options (ports, keepalive,
 // VNI base) are given to a driver's constructor, so the verbs are the same for every type.
-import type { PodNetwork, TunnelType } from '../podnetwork/types.js';
+import { PeerpodError } from '../errors.js';
+import type { PodNetwork, TunnelOptions, TunnelType } from '../podnetwork/types.js';
 import type { PodRecord } from '../state/store.js';
 
 export interface WorkerSetupRequest {
@@ -47,4 +48,15 @@ export interface PodVmTunnelDriver {
   readonly type: TunnelType;
   setup(req: PodVmSetupRequest): Promise<PodVmSetupResult>;
   teardown(req: PodVmSetupRequest): Promise<void>;
+}
+
+/** The tunnel section of a pod-network when it is of `type`, or an error naming the field. */
+export function tunnelSectionOf<T extends TunnelType>(p: PodNetwork, type: T, where: { op: string; netns: string }): Extract<TunnelOptions, { type: T }> {
+  if (p.tunnel.type !== type) {
+    throw new PeerpodError('EINVAL', `pod-network.tunnel-type is "${p.tunnel.type}", but this is the ${type} driver`, {
+      ...where,
+      field: 'pod-network.tunnel-type',
+    });
+  }
+  return p.tunnel as Extract<TunnelOptions, { type: T }>;
 }

@@ -6,7 +6,7 @@
 // adds its own section on top (the wireguard one carries the extra addresses).
 import { PeerpodError } from '../errors.js';
 import type { Netns } from '../netns/netns.js';
-import { canonicalIp } from '../podnetwork/ip.js';
+import { canonicalIp } from '../ip.js';
 import {
   ROUTE_PROTOCOL_NAMES,
   ROUTE_SCOPES,

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError } from '../errors.js';
 import { parseApfJson } from '../podnetwork/schema.js';
 import type { ApfDocument } from '../podnetwork/types.js';
-import { APF_JSON_PATH, apfJsonFromCloudConfig } from '../provider/cloud-init.js';
+import { APF_JSON_PATH, apfJsonFromCloudConfig } from '../podnetwork/cloud-init.js';
 import { caaUserdataSources, type UserdataSource } from './sources.js';
 
 /** CAA's process-user-data retries every 5 s. */

@@ -18,8 +18,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { realExec, type ExecResult } from '../../src/exec.js';
-import { LAB, Lab } from '../../src/lab/lab.js';
-import { LabFlow, pingReceived } from '../../src/lab/flow.js';
+import { LAB, Lab } from '../../lab/lab.js';
+import { LabFlow, pingReceived } from '../../lab/flow.js';
 import { callSidecar, unwrap } from '../../src/sidecar/client.js';
 import { podVmDeviceName } from '../../src/tunnel/wireguard/names.js';
 import { PublicKey } from '../../src/wireguard/keys.js';

@@ -6,10 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFile } from 'node:fs/promises';
 import { realExec } from '../../src/exec.js';
-import { Lab } from '../../src/lab/lab.js';
-import { LabFlow } from '../../src/lab/flow.js';
-import { AGENT_INSTALL_DIR } from '../../src/podvm-image/agent-artifact.js';
-import { qemuUnavailable, startQemuPodVm, type QemuPodVm } from '../../src/provider/local/lab-vm.js';
+import { Lab } from '../../lab/lab.js';
+import { LabFlow } from '../../lab/flow.js';
+import { AGENT_INSTALL_DIR } from '../../tools/podvm-image/agent-artifact.js';
+import { qemuUnavailable, startQemuPodVm, type QemuPodVm } from '../../lab/lab-vm.js';
 import { BACKEND_CONTRACT, CONTRACT_LINE, GAPS, type CaseResult } from '../contract/backend.contract.js';
 import { describeLab } from './root.js';
 

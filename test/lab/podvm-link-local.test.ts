@@ -14,10 +14,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFile } from 'node:fs/promises';
 import { realExec } from '../../src/exec.js';
-import { LAB, Lab } from '../../src/lab/lab.js';
-import { LabFlow, pingReceived } from '../../src/lab/flow.js';
-import { AGENT_INSTALL_DIR } from '../../src/podvm-image/agent-artifact.js';
-import { LINK_LOCAL, qemuUnavailable, startQemuPodVm, type QemuPodVm } from '../../src/provider/local/lab-vm.js';
+import { LAB, Lab } from '../../lab/lab.js';
+import { LabFlow, pingReceived } from '../../lab/flow.js';
+import { AGENT_INSTALL_DIR } from '../../tools/podvm-image/agent-artifact.js';
+import { LINK_LOCAL, qemuUnavailable, startQemuPodVm, type QemuPodVm } from '../../lab/lab-vm.js';
 import { podIdOf } from '../../src/state/store.js';
 import { describeLab } from './root.js';
 

@@ -1,4 +1,4 @@
-// A real pod VM: the local provider boots a qemu guest (TCG) from the image in src/podvm-image/,
+// A real pod VM: the local provider boots a qemu guest (TCG) from the image in tools/podvm-image/,
 // with apf.json as NoCloud userdata; inside, process-user-data and our agent bring up kernel
 // WireGuard; on the worker, wgctl brings up wireguard-go, and the tunnel crosses the lab's NAT:
 //
@@ -14,10 +14,10 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { realExec } from '../../src/exec.js';
-import { LAB, Lab } from '../../src/lab/lab.js';
-import { LabFlow, TRANSFER, pingReceived } from '../../src/lab/flow.js';
-import { AGENT_INSTALL_DIR } from '../../src/podvm-image/agent-artifact.js';
-import { qemuUnavailable, startQemuPodVm, type QemuPodVm } from '../../src/provider/local/lab-vm.js';
+import { LAB, Lab } from '../../lab/lab.js';
+import { LabFlow, TRANSFER, pingReceived } from '../../lab/flow.js';
+import { AGENT_INSTALL_DIR } from '../../tools/podvm-image/agent-artifact.js';
+import { qemuUnavailable, startQemuPodVm, type QemuPodVm } from '../../lab/lab-vm.js';
 import { describeLab } from './root.js';
 
 const NODE = `${AGENT_INSTALL_DIR}/bin/node`;

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { makeWorker } from '../../cmd/wiring.js';
+import { makeWorker } from '../../cmd/worker-wiring.js';
 import { realExec } from '../../src/exec.js';
 import { netnsFactory } from '../../src/netns/netns.js';
 import { TunnelService } from '../../src/sidecar/service.js';

@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdir } from 'node:fs/promises';
 import { realExec } from '../../src/exec.js';
-import { LAB, Lab } from '../../src/lab/lab.js';
-import { LabFlow, labTransfer, pingReceived } from '../../src/lab/flow.js';
+import { LAB, Lab } from '../../lab/lab.js';
+import { LabFlow, labTransfer, pingReceived } from '../../lab/flow.js';
 import { describeLab } from './root.js';
 
 type Type = 'wireguard' | 'vxlan';

@@ -7,7 +7,7 @@
 //   peer pod  ──┘   │ (UDP :4789, NOTRACK)
 //                   └ peer pod netns: eth0 ⇄ tc mirred ⇄ pvx<pod id> (VXLAN, socket in the worker host)
 //
-// See src/lab/lab.ts for the addresses. Through NAT the tunnel must NOT work (the VM's packets to
+// See lab/lab.ts for the addresses. Through NAT the tunnel must NOT work (the VM's packets to
 // the worker are new inbound flows, which a NAT drops): that is the reason this project exists.
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { randomInt } from 'node:crypto';
@@ -15,8 +15,8 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
-import { LAB, Lab } from '../../src/lab/lab.js';
-import { labTransfer, pingReceived } from '../../src/lab/flow.js';
+import { LAB, Lab } from '../../lab/lab.js';
+import { labTransfer, pingReceived } from '../../lab/flow.js';
 import { Netns, type NetnsFactory } from '../../src/netns/netns.js';
 import { parsePodNetwork, podNetworkToJson } from '../../src/podnetwork/schema.js';
 import type { PodNetwork } from '../../src/podnetwork/types.js';

@@ -20,12 +20,12 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
-import { LabSidecar } from '../../src/lab/sidecar-process.js';
+import { LabSidecar } from '../../lab/sidecar-process.js';
 import { podVmDeviceName } from '../../src/tunnel/wireguard/names.js';
 import { PublicKey } from '../../src/wireguard/keys.js';
 import { UapiClient } from '../../src/wireguard/uapi/client.js';
-import { LAB, Lab } from '../../src/lab/lab.js';
-import { LabFlow, labTransfer, pingReceived } from '../../src/lab/flow.js';
+import { LAB, Lab } from '../../lab/lab.js';
+import { LabFlow, labTransfer, pingReceived } from '../../lab/flow.js';
 import { describeLab } from './root.js';
 
 const MB4 = 4 * 1024 * 1024;

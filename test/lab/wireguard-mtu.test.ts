@@ -2,8 +2,8 @@
 // jumbo pods, WireGuard gets 9000 - 80 = 8920 on both ends, and a DF packet of that size crosses.
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { realExec } from '../../src/exec.js';
-import { LAB, Lab } from '../../src/lab/lab.js';
-import { LabFlow, pingReceived } from '../../src/lab/flow.js';
+import { LAB, Lab } from '../../lab/lab.js';
+import { LabFlow, pingReceived } from '../../lab/flow.js';
 import { describeLab } from './root.js';
 
 describeLab('wireguard MTU from a jumbo underlay (lab)', () => {

@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { readFile, writeFile } from 'node:fs/promises';
 import { realExec } from '../../src/exec.js';
-import { LAB, Lab } from '../../src/lab/lab.js';
-import { LabFlow, pingReceived } from '../../src/lab/flow.js';
+import { LAB, Lab } from '../../lab/lab.js';
+import { LabFlow, pingReceived } from '../../lab/flow.js';
 import { SETUP_STEPS } from '../../src/tunnel/wireguard/worker.js';
 import { describeLab } from './root.js';
 

@@ -5,14 +5,14 @@
 //               ├─ br0 ─ worker host ══ NAT (masquerade, drops new inbound) ══ pod VM root ─ VM pod netns
 //   peer pod  ──┘   (wg device lives in the peer pod netns; its UDP socket in the worker host)
 //
-// See src/lab/lab.ts for the addresses.
+// See lab/lab.ts for the addresses.
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
-import { LAB, Lab } from '../../src/lab/lab.js';
-import { LabFlow, labTransfer, pingReceived } from '../../src/lab/flow.js';
+import { LAB, Lab } from '../../lab/lab.js';
+import { LabFlow, labTransfer, pingReceived } from '../../lab/flow.js';
 import { UapiClient } from '../../src/wireguard/uapi/client.js';
 import { KernelBackend, kernelWireGuardAvailable } from '../../src/wireguard/kernel/backend.js';
 import { podVmDeviceName } from '../../src/tunnel/wireguard/names.js';

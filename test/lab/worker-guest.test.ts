@@ -1,5 +1,5 @@
 // The worker side on kernel WireGuard, where a kernel has it: inside a qemu guest that plays the
-// worker node (src/provider/local/worker-vm.ts; this host's kernel has no WireGuard module). The
+// worker node (lab/worker-vm.ts; this host's kernel has no WireGuard module). The
 // guest mounts this project folder over virtiofs at the same path and runs, with WG_BACKEND=kernel:
 //   - the backend contract runner (test/contract/backend-contract-main.ts kernel), in a scratch netns;
 //   - jest on the worker lab tests GUEST_TESTS (the pod VM is namespaces in the same guest, also on
@@ -8,8 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { fileURLToPath } from 'node:url';
 import { realExec } from '../../src/exec.js';
-import { PROJECT_ROOT } from '../../src/bundle.js';
-import { startWorkerVm, workerVmUnavailable, type WorkerVm } from '../../src/provider/local/worker-vm.js';
+import { PROJECT_ROOT } from '../../tools/bundle.js';
+import { startWorkerVm, workerVmUnavailable, type WorkerVm } from '../../lab/worker-vm.js';
 import { BACKEND_CONTRACT, CONTRACT_LINE, type CaseResult } from '../contract/backend.contract.js';
 import { describeLab } from './root.js';
 

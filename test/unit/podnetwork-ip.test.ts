@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { canonicalIp, formatIpAddress, networkAddress, parseIpAddress } from '../../src/podnetwork/ip.js';
+import { canonicalIp, formatIpAddress, networkAddress, parseIpAddress } from '../../src/ip.js';
 
 describe('canonical IP text', () => {
   it.each([

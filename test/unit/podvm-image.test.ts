@@ -3,10 +3,10 @@
 // generated /init, the qemu command line and the seed's meta-data.
 import { describe, expect, it } from '@jest/globals';
 import { PeerpodError } from '../../src/errors.js';
-import { cpioEntryHead, cpioTrailer, pad4, parentDirs } from '../../src/podvm-image/cpio.js';
-import { parseLdd } from '../../src/podvm-image/image.js';
-import { AGENT_READY, CONTROL_PROTOCOL, MARK, initScript } from '../../src/podvm-image/init-script.js';
-import { kernelReleaseOf, mergeLoadOrders, parseAptDepends, parseShowDepends } from '../../src/podvm-image/kernel.js';
+import { cpioEntryHead, cpioTrailer, pad4, parentDirs } from '../../tools/podvm-image/cpio.js';
+import { parseLdd } from '../../tools/podvm-image/image.js';
+import { AGENT_READY, CONTROL_PROTOCOL, MARK, initScript } from '../../tools/podvm-image/init-script.js';
+import { kernelReleaseOf, mergeLoadOrders, parseAptDepends, parseShowDepends } from '../../tools/podvm-image/kernel.js';
 import { prefixToMask } from '../../src/provider/local/local-provider.js';
 import { qemuArgv } from '../../src/provider/local/qemu.js';
 import { metaData } from '../../src/provider/local/seed.js';

@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { PeerpodError, describeError } from '../../src/errors.js';
 import { AWS_USERDATA_LIMIT, createAwsProvider } from '../../src/provider/aws/index.js';
-import { APF_JSON_PATH, cloudConfigForApf } from '../../src/provider/cloud-init.js';
+import { APF_JSON_PATH, cloudConfigForApf } from '../../src/podnetwork/cloud-init.js';
 import type { AwsProviderConfig } from '../../src/provider/config.js';
 import type { CloudProvider } from '../../src/provider/provider.js';
 

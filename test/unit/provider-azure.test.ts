@@ -7,7 +7,7 @@ import { beforeEach, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { PeerpodError } from '../../src/errors.js';
-import { APF_JSON_PATH } from '../../src/provider/cloud-init.js';
+import { APF_JSON_PATH } from '../../src/podnetwork/cloud-init.js';
 import type { AzureProviderConfig } from '../../src/provider/config.js';
 import { AZURE_USERDATA_LIMIT, createAzureProvider, parseArmId } from '../../src/provider/azure/index.js';
 import type { CloudProvider } from '../../src/provider/provider.js';

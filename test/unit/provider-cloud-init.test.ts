@@ -13,7 +13,7 @@ import {
   apfJsonText,
   cloudConfigForApf,
   cloudConfigObject,
-} from '../../src/provider/cloud-init.js';
+} from '../../src/podnetwork/cloud-init.js';
 
 const APF = readFileSync(new URL('../../../test/fixtures/podnetwork/apf-wireguard.json', import.meta.url), 'utf8');
 const VXLAN = readFileSync(new URL('../../../test/fixtures/podnetwork/apf-vxlan.json', import.meta.url), 'utf8');

@@ -128,7 +128,7 @@ register(${JSON.stringify(new URL(`file://${join(dir, 'hooks.mjs')}`).href)}, { 
     const loaded = await loadedPackages([
       'src/provider/registry.js',
       'src/provider/config.js',
-      'src/provider/cloud-init.js',
+      'src/podnetwork/cloud-init.js',
       'src/provider/provider.js',
       'src/provider/azure/credential.js',
       'src/userdata/index.js',

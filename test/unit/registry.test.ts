@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { makeWorker } from '../../cmd/wiring.js';
+import { makeWorker } from '../../cmd/worker-wiring.js';
 import { netnsFactory } from '../../src/netns/netns.js';
 import { isPeerpodError } from '../../src/errors.js';
 import type { WorkerTunnelDriver } from '../../src/tunnel/driver.js';

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PeerpodError } from '../../src/errors.js';
-import { cloudConfigForApf } from '../../src/provider/cloud-init.js';
+import { cloudConfigForApf } from '../../src/podnetwork/cloud-init.js';
 import { fetchApfFromUserdata } from '../../src/userdata/fetch.js';
 import { awsImdsV2Source, azureImdsSource, caaUserdataSources, noCloudSource, type UserdataSource } from '../../src/userdata/sources.js';
 

@@ -19,7 +19,7 @@ import {
   type RunInstancesCommandInput,
 } from '@aws-sdk/client-ec2';
 import { PeerpodError, type ErrorCode } from '../../errors.js';
-import { cloudConfigForApf } from '../cloud-init.js';
+import { cloudConfigForApf } from '../../podnetwork/cloud-init.js';
 import type { AwsFirewallConfig, AwsProviderConfig } from '../config.js';
 import {
   CLOUD_FAILURE,

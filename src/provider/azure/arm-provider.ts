@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { ComputeManagementClient, type VirtualMachine } from '@azure/arm-compute';
 import { NetworkManagementClient, type NetworkManagementClientOptionalParams, type SecurityRule } from '@azure/arm-network';
 import { PeerpodError, type ErrorCode } from '../../errors.js';
-import { cloudConfigForApf } from '../cloud-init.js';
+import { cloudConfigForApf } from '../../podnetwork/cloud-init.js';
 import type { AzureFirewallConfig, AzureProviderConfig } from '../config.js';
 import {
   CLOUD_FAILURE,

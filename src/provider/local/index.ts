@@ -2,11 +2,3 @@
 // pod VMs as qemu guests on this machine. Loading it loads no cloud SDK and starts nothing.
 export { LocalProvider, prefixToMask, type LocalCloudProvider, type LocalNetwork, type LocalProviderOptions } from './local-provider.js';
 export { QemuGuest, kvmUsable, qemuArgv, type GuestMarks, type QemuGuestOptions } from './qemu.js';
-export {
-  prepareLabVmNetns,
-  qemuUnavailable,
-  restoreLabVmNetns,
-  startQemuPodVm,
-  type QemuPodVm,
-  type StartQemuPodVmOptions,
-} from './lab-vm.js';

@@ -1,6 +1,6 @@
 // The local provider: pod VMs as qemu guests on this machine, behind the same verbs as the cloud
 // adapters (createInstance with apf.json as userdata, deleteInstance, ensureTunnelPort). A guest
-// boots the image from src/podvm-image/ with its userdata on a NoCloud seed ISO, and its NIC is a
+// boots the image from tools/podvm-image/ with its userdata on a NoCloud seed ISO, and its NIC is a
 // TAP in a network namespace (the lab's VM-side namespace), bridged there to the underlay. Its
 // address comes from a small pool, passed on the kernel command line as a DHCP server would hand
 // it out, and returned as the instance's private IP. The pool may be IPv6 link-local ("fe80::10/64")
@@ -11,7 +11,7 @@
 // control.sock), so deleteInstance works from the folder alone, after a restart too: it stops the
 // qemu whose pid is recorded (only after /proc confirms it is that instance's qemu), deletes the
 // TAP and the folder. Building the image and the namespace it plugs into are left to others
-// (src/podvm-image/, ./lab-vm.ts).
+// (tools/podvm-image/, ./lab-vm.ts).
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError } from '../../errors.js';
 import type { Exec } from '../../exec.js';
-import type { PodVmImage } from '../../podvm-image/image.js';
+import type { PodVmImage } from './guest-protocol.js';
 import {
   checkInstanceName,
   checkTunnelPort,

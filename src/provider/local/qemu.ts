@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError } from '../../errors.js';
-import { AGENT_FAILED, AGENT_READY, CONTROL_PROTOCOL, GUEST_ERROR, MARK } from '../../podvm-image/init-script.js';
+import { AGENT_FAILED, AGENT_READY, CONTROL_PROTOCOL, GUEST_ERROR, MARK } from './guest-protocol.js';
 
 export const QEMU = 'qemu-system-x86_64';
 /**

@@ -5,7 +5,7 @@
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Exec } from '../../exec.js';
-import { cloudConfigForApf } from '../cloud-init.js';
+import { cloudConfigForApf } from '../../podnetwork/cloud-init.js';
 import type { ApfUserdata } from '../provider.js';
 
 export function metaData(name: string): string {

@@ -4,6 +4,8 @@
 // parser and the comparison are pure.
 import { PeerpodError } from '../../errors.js';
 import type { Netns } from '../../netns/netns.js';
+import type { PodNetwork, VxlanTunnel } from '../../podnetwork/types.js';
+import { tunnelSectionOf } from '../driver.js';
 
 /** What a VXLAN device must be: what we compare against the kernel. */
 export interface VxlanSpec {
@@ -94,4 +96,9 @@ export function isVxlanLike(link: VxlanLink, want: VxlanSpec): boolean {
  */
 export function vxlanAddCommand(name: string, s: VxlanSpec): string[] {
   return ['link', 'add', name, 'type', 'vxlan', 'id', String(s.vni), 'remote', s.remote, 'dstport', String(s.port), 'nolearning'];
+}
+
+/** The VXLAN options of a pod-network, or a clear error naming the field. */
+export function vxlanOf(p: PodNetwork, netns: string, op: string): VxlanTunnel {
+  return tunnelSectionOf(p, 'vxlan', { op, netns });
 }

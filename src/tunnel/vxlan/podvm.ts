@@ -10,15 +10,14 @@
 // is idempotent.
 import { PeerpodError } from '../../errors.js';
 import type { NetnsFactory, Route } from '../../netns/netns.js';
-import { formatIpPrefix } from '../../podnetwork/ip.js';
+import { formatIpPrefix } from '../../ip.js';
 import type { PodNetwork, PodRoute } from '../../podnetwork/types.js';
 import type { PodVmSetupRequest, PodVmSetupResult, PodVmTunnelDriver } from '../driver.js';
-import { isVxlanLike, vxlanAddCommand, vxlanLink, type VxlanSpec } from './device.js';
+import { isVxlanLike, vxlanAddCommand, vxlanLink, vxlanOf, type VxlanSpec } from './device.js';
 import { podVmVxlanDeviceName } from './names.js';
 import { ensureNotrack, removeNotrack } from './notrack.js';
 import { Serial } from './serial.js';
 import { KERNEL_DEFAULT_VXLAN_PORT } from './vni.js';
-import { vxlanOf } from './worker.js';
 
 /** CAA's cap on the pod interface MTU in the VM (its maxMTU). */
 export const VXLAN_MAX_MTU = 1450;

@@ -25,7 +25,7 @@ import type { IpPrefix, PodNetwork, VxlanTunnel } from '../../podnetwork/types.j
 import { podIdOf, type PodRecord, type PodStore, type VxlanPodRecord } from '../../state/store.js';
 import type { WorkerSetupRequest, WorkerTeardownRequest, WorkerTunnelDriver } from '../driver.js';
 import { inspectPodNetns, toPodNetwork } from '../inspect-pod.js';
-import { isVxlanLike, vxlanAddCommand, vxlanLink, vxlanLinks, type VxlanSpec } from './device.js';
+import { isVxlanLike, vxlanAddCommand, vxlanLink, vxlanLinks, vxlanOf, type VxlanSpec } from './device.js';
 import { ensureMirror, removeMirrorsInto } from './mirror.js';
 import { workerVxlanDeviceName } from './names.js';
 import { ensureNotrack, removeNotrack } from './notrack.js';
@@ -312,13 +312,3 @@ export async function primaryAddress(host: Netns): Promise<IpPrefix> {
 }
 
 /** The VXLAN options of a pod-network, or a clear error naming the field. */
-export function vxlanOf(p: PodNetwork, netns: string, op: string): VxlanTunnel {
-  if (p.tunnel.type !== 'vxlan') {
-    throw new PeerpodError('EINVAL', `pod-network.tunnel-type is "${p.tunnel.type}", but this is the vxlan driver`, {
-      op,
-      netns,
-      field: 'pod-network.tunnel-type',
-    });
-  }
-  return p.tunnel;
-}

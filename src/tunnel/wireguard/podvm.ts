@@ -11,12 +11,12 @@ import { PeerpodError, type ErrorContext } from '../../errors.js';
 import type { Netns, NetnsFactory } from '../../netns/netns.js';
 import type { WireGuardBackend } from '../../wireguard/backend.js';
 import type { DeviceConfig, PeerConfig } from '../../wireguard/config.js';
-import { formatIpPrefix } from '../../podnetwork/ip.js';
+import { formatIpPrefix } from '../../ip.js';
 import { IPV6_MIN_MTU, carriesIpv6, podAddresses, type PodNetwork, type PodRoute, type WireguardTunnel } from '../../podnetwork/types.js';
 import type { SecretKey } from '../../wireguard/keys.js';
 import type { PodVmSetupRequest, PodVmSetupResult, PodVmTunnelDriver } from '../driver.js';
 import { podVmDeviceName } from './names.js';
-import { WIREGUARD_OVERHEAD, sameSecret, wireguardOf } from './worker.js';
+import { WIREGUARD_OVERHEAD, sameSecret, wireguardOf } from './tunnel-section.js';
 
 
 export interface PodVmDriverDeps {

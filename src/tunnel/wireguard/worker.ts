@@ -25,13 +25,13 @@ import type { WireGuardBackend, Where } from '../../wireguard/backend.js';
 import type { DeviceConfig, PeerConfig } from '../../wireguard/config.js';
 import { generateKeyPair, generatePresharedKey, PublicKey, type SecretKey } from '../../wireguard/keys.js';
 import { IPV6_MIN_MTU, type IpPrefix, type PodNetwork, type WireguardTunnel } from '../../podnetwork/types.js';
-import { parseIpAddress } from '../../podnetwork/ip.js';
+import { parseIpAddress } from '../../ip.js';
 import { inspectPodNetns, toPodNetwork } from '../inspect-pod.js';
 import { workerDeviceName } from './names.js';
+import { WIREGUARD_OVERHEAD, sameSecret, wireguardOf } from './tunnel-section.js';
 import { applyPodPlumbing, hostPrefix, preparePodNetns, removePodPlumbing } from './worker-plumbing.js';
 
 /** Outer IPv6 (40) + UDP (8) + WireGuard's header (16) and tag (16): an IPv4 underlay needs 20 less. */
-export const WIREGUARD_OVERHEAD = 80;
 export const DEFAULT_LISTEN_PORT = 51900;
 export const DEFAULT_KEEPALIVE = 25;
 
@@ -591,20 +591,4 @@ function extraPodIPsOf(t: WireguardTunnel): { extraPodIPs?: string[] } {
 
 export function formatEndpoint(ip: string, port: number): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
-
-export function sameSecret(a: SecretKey | null, b: SecretKey | null): boolean {
-  return a === null || b === null ? a === b : a.equals(b);
-}
-
-/** The WireGuard options of a pod-network, or a clear error naming the field. */
-export function wireguardOf(p: PodNetwork, netns: string): WireguardTunnel {
-  if (p.tunnel.type !== 'wireguard') {
-    throw new PeerpodError(
-      'EINVAL',
-      `pod-network.tunnel-type is "${p.tunnel.type}", but this is the wireguard driver`,
-      { op: 'setup', netns, field: 'pod-network.tunnel-type' },
-    );
-  }
-  return p.tunnel;
 }

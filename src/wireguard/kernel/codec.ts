@@ -13,7 +13,7 @@
 // Secrets: private and preshared keys leave a SecretKey only into request bytes, and no error built
 // here quotes key bytes.
 import { PeerpodError } from '../../errors.js';
-import { formatIpAddress, parseIpAddress } from '../../podnetwork/ip.js';
+import { formatIpAddress, parseIpAddress } from '../../ip.js';
 import { checkIntegerField, invalidField, peerDefaults, type Device, type DeviceConfig, type Peer, type PeerConfig } from '../config.js';
 import { PublicKey, SecretKey } from '../keys.js';
 import { isCidr, parseEndpoint } from '../uapi/codec.js';

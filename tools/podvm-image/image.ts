@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import type { Exec } from '../exec.js';
+import type { Exec } from '../../src/exec.js';
 import { AGENT_INSTALL_DIR, buildAgentArtifact } from './agent-artifact.js';
 import { type CpioEntry, cpioEntryHead, cpioTrailer, pad4, parentDirs } from './cpio.js';
 import { initScript } from './init-script.js';
@@ -46,16 +46,8 @@ export interface BuildImageOptions {
   log?: (message: string) => void;
 }
 
-export interface PodVmImage {
-  kernelRelease: string;
-  kernel: string;
-  initrd: string;
-  initrdBytes: number;
-  key: string;
-  /** false when the image came from the cache. */
-  built: boolean;
-  ms: number;
-}
+export type { PodVmImage } from '../../src/provider/local/guest-protocol.js';
+import type { PodVmImage } from '../../src/provider/local/guest-protocol.js';
 
 export interface FileSource {
   /** Path inside the image, relative. */

@@ -1,8 +1,8 @@
 // `wg show` for a pod VM that has no wireguard-tools: prints one kernel WireGuard device of the
 // netns it runs in as JSON, keys public only (never the private or preshared key). Lab images carry
 // it as lib/wg-show.mjs; run it inside the pod netns: `ip netns exec podns node wg-show.mjs eth0`.
-import { realExec } from '../../exec.js';
-import { KernelBackend } from '../../wireguard/kernel/backend.js';
+import { realExec } from '../../src/exec.js';
+import { KernelBackend } from '../../src/wireguard/kernel/backend.js';
 
 async function main(name: string | undefined): Promise<void> {
   if (name === undefined) throw new Error('usage: wg-show <interface>');

@@ -5,8 +5,8 @@
 // userdata is src/userdata's job; bringing the tunnel up from the file is the agent's.
 import { open, rename, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { APF_JSON_PATH } from '../../provider/cloud-init.js';
-import { fetchApfFromUserdata } from '../../userdata/index.js';
+import { APF_JSON_PATH } from '../src/podnetwork/cloud-init.js';
+import { fetchApfFromUserdata } from '../src/userdata/index.js';
 
 async function main(): Promise<void> {
   const target = process.env['PEERPOD_APF_JSON'] ?? APF_JSON_PATH;

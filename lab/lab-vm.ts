@@ -1,4 +1,4 @@
-// A real pod VM in the namespace lab (src/lab/lab.ts): the lab's VM-side namespace `<p>-vm` stops
+// A real pod VM in the namespace lab (lab/lab.ts): the lab's VM-side namespace `<p>-vm` stops
 // being the VM and becomes the host side of one. Its eth0 (the veth to the NAT router's wan side)
 // gives up the VM address and joins a bridge, and the local provider's TAP joins the same bridge,
 // so the guest itself holds 203.0.113.10 behind the NAT, as a cloud VM would:
@@ -19,12 +19,12 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PeerpodError } from '../../errors.js';
-import type { Exec } from '../../exec.js';
-import { LAB, type Lab } from '../../lab/lab.js';
-import { buildPodVmImage, type PodVmImage } from '../../podvm-image/image.js';
-import { LocalProvider, type LocalNetwork } from './local-provider.js';
-import type { QemuGuest } from './qemu.js';
+import { PeerpodError } from '../src/errors.js';
+import type { Exec } from '../src/exec.js';
+import { LAB, type Lab } from './lab.js';
+import { buildPodVmImage, type PodVmImage } from '../tools/podvm-image/image.js';
+import { LocalProvider, type LocalNetwork } from '../src/provider/local/local-provider.js';
+import type { QemuGuest } from '../src/provider/local/qemu.js';
 
 export const LAB_VM_BRIDGE = 'br-vm';
 /** The link-local flavour's addresses: the worker's end of the TAP, and the guest's. */

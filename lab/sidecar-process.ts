@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { callSidecar } from '../sidecar/client.js';
+import { callSidecar } from '../src/sidecar/client.js';
 import type { Lab } from './lab.js';
 
 export const SIDECAR = fileURLToPath(new URL('../../cmd/peerpod-wg-sidecar.js', import.meta.url));

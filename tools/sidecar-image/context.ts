@@ -12,8 +12,8 @@ import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bundleForNode, cloudSdksIn, DIST_ROOT, koffiAddon, netlinkAddon, strippedNode } from '../bundle.js';
-import { PeerpodError } from '../errors.js';
-import type { Exec } from '../exec.js';
+import { PeerpodError } from '../../src/errors.js';
+import type { Exec } from '../../src/exec.js';
 
 /** Where the Dockerfile expects the context folder, relative to the repository. */
 export const SIDECAR_IMAGE_CONTEXT = 'dist/sidecar-image';

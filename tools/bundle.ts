@@ -1,6 +1,6 @@
 // One program as one ESM file for node, with no node_modules beside it: the esbuild bundle that
-// the pod-VM agent artifact (src/podvm-image/agent-artifact.ts) and the sidecar's container image
-// (src/sidecar-image/) ship, and the stripped node that runs it. What goes around the bundle
+// the pod-VM agent artifact (tools/podvm-image/agent-artifact.ts) and the sidecar's container image
+// (tools/sidecar-image/) ship, and the stripped node that runs it. What goes around the bundle
 // (launchers, units, images) is their callers' job. esbuild is a devDependency: only a build
 // machine has it, so it is loaded on demand.
 import { createHash } from 'node:crypto';
@@ -8,9 +8,9 @@ import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Exec } from './exec.js';
+import type { Exec } from '../src/exec.js';
 
-/** dist/ of this build (this file is dist/src/bundle.js); bundles are made from its tsc output. */
+/** dist/ of this build (this file is dist/tools/bundle.js); bundles are made from its tsc output. */
 export const DIST_ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const PROJECT_ROOT = join(DIST_ROOT, '..');
 

@@ -22,8 +22,8 @@
 // lan0 2001:db8:2::1, wan0 2001:db8:113::1, VM eth0 2001:db8:113::10), and the router is a stateful
 // IPv6 firewall without NAT66: ip6tables conntrack drops every flow that starts on the wan side.
 import { randomBytes } from 'node:crypto';
-import { PeerpodError } from '../errors.js';
-import type { Exec, ExecOptions, ExecResult } from '../exec.js';
+import { PeerpodError } from '../src/errors.js';
+import type { Exec, ExecOptions, ExecResult } from '../src/exec.js';
 
 export interface LabOptions {
   exec: Exec;

@@ -7,7 +7,7 @@
 // "070701" and 13 eight-digit hex fields, the NUL-terminated name, padding to 4 bytes, the data,
 // padding to 4 bytes. The archive ends with an entry named "TRAILER!!!". Several archives may be
 // concatenated; the kernel unpacks them in order.
-import { PeerpodError } from '../errors.js';
+import { PeerpodError } from '../../src/errors.js';
 
 export type CpioEntry =
   | { kind: 'dir'; path: string; mode?: number }

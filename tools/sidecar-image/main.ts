@@ -1,14 +1,14 @@
-// Command line for hack/ scripts: `node dist/src/sidecar-image/main.js [DIR]` (re)makes the
+// Command line for hack/ scripts: `node dist/tools/sidecar-image/main.js [DIR]` (re)makes the
 // sidecar image's build context (./context.ts; default dist/sidecar-image) and prints it as JSON.
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../bundle.js';
-import { realExec } from '../exec.js';
+import { realExec } from '../../src/exec.js';
 import { defaultCacheDir } from '../podvm-image/image.js';
 import { buildSidecarImageContext, SIDECAR_IMAGE_CONTEXT } from './context.js';
 
 async function main(argv: string[]): Promise<void> {
   if (argv.length > 1 || argv[0]?.startsWith('-') === true) {
-    process.stderr.write('usage: node dist/src/sidecar-image/main.js [DIR]   (default dist/sidecar-image)\n');
+    process.stderr.write('usage: node dist/tools/sidecar-image/main.js [DIR]   (default dist/sidecar-image)\n');
     process.exitCode = 2;
     return;
   }

@@ -14,10 +14,10 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PeerpodError } from '../../errors.js';
-import type { Exec } from '../../exec.js';
-import { buildWorkerVmImage, WORKER_SHARE_TAG, type WorkerVmImage } from '../../podvm-image/worker-image.js';
-import { isLiveProcess, QemuGuest } from './qemu.js';
+import { PeerpodError } from '../src/errors.js';
+import type { Exec } from '../src/exec.js';
+import { buildWorkerVmImage, WORKER_SHARE_TAG, type WorkerVmImage } from '../tools/podvm-image/worker-image.js';
+import { isLiveProcess, QemuGuest } from '../src/provider/local/qemu.js';
 import { qemuUnavailable } from './lab-vm.js';
 
 export const VIRTIOFSD = '/usr/lib/qemu/virtiofsd';

@@ -5,13 +5,13 @@
 // both ends, then tears everything down and says so. `--netns-vm` skips qemu.
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { describeError } from '../errors.js';
-import { realExec } from '../exec.js';
-import { AGENT_INSTALL_DIR } from '../podvm-image/agent-artifact.js';
-import { startQemuPodVm, type QemuPodVm } from '../provider/local/lab-vm.js';
-import { podVmDeviceName } from '../tunnel/wireguard/names.js';
-import { PublicKey } from '../wireguard/keys.js';
-import { UapiClient } from '../wireguard/uapi/client.js';
+import { describeError } from '../src/errors.js';
+import { realExec } from '../src/exec.js';
+import { AGENT_INSTALL_DIR } from '../tools/podvm-image/agent-artifact.js';
+import { startQemuPodVm, type QemuPodVm } from './lab-vm.js';
+import { podVmDeviceName } from '../src/tunnel/wireguard/names.js';
+import { PublicKey } from '../src/wireguard/keys.js';
+import { UapiClient } from '../src/wireguard/uapi/client.js';
 import { LAB, Lab } from './lab.js';
 import { LabFlow, TRANSFER, pingReceived } from './flow.js';
 

@@ -18,8 +18,8 @@ import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bundleForNode, cloudSdksIn, DIST_ROOT, koffiAddon, netlinkAddon, PROJECT_ROOT, strippedNode } from '../bundle.js';
-import { PeerpodError } from '../errors.js';
-import type { Exec } from '../exec.js';
+import { PeerpodError } from '../../src/errors.js';
+import type { Exec } from '../../src/exec.js';
 
 /** Where the artifact lives in a pod VM. */
 export const AGENT_INSTALL_DIR = '/opt/peerpod-wg-agent';
@@ -52,12 +52,12 @@ exec "$d/node" "$d/../lib/peerpod-wg-agent.mjs" "$@"
 export async function buildAgentArtifact(opts: AgentArtifactOptions): Promise<AgentArtifact> {
   const entries: Record<string, string> = {
     'peerpod-wg-agent': join(DIST_ROOT, 'cmd', 'peerpod-wg-agent.js'),
-    'process-user-data': join(DIST_ROOT, 'src', 'podvm-image', 'guest', 'process-user-data.js'),
+    'process-user-data': join(DIST_ROOT, 'cmd', 'process-user-data.js'),
   };
   if (opts.lab === true) {
     entries['backend-contract'] = join(DIST_ROOT, 'test', 'contract', 'backend-contract-main.js');
-    entries['lab-transfer'] = join(DIST_ROOT, 'src', 'lab', 'transfer.js');
-    entries['wg-show'] = join(DIST_ROOT, 'src', 'podvm-image', 'guest', 'wg-show.js');
+    entries['lab-transfer'] = join(DIST_ROOT, 'lab', 'transfer.js');
+    entries['wg-show'] = join(DIST_ROOT, 'lab', 'guest', 'wg-show.js');
   }
   for (const [name, path] of Object.entries(entries)) {
     if (!existsSync(path)) {

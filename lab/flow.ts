@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Exec, ExecResult } from '../exec.js';
+import type { Exec, ExecResult } from '../src/exec.js';
 import type { Lab, LabSlot } from './lab.js';
 
 const CMD_DIR = fileURLToPath(new URL('../../cmd/', import.meta.url));

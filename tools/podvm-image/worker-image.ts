@@ -5,13 +5,13 @@
 // iperf3), their libraries, and the modules for namespaces, NAT and MSS clamping. Our programs are
 // not in it: the guest mounts the host's project folder over virtiofs at the same path
 // (./init-script.ts, workerInitScript), so the tests run the very dist/ the host built. Booting it
-// is src/provider/local/worker-vm.ts's job. Cached like the pod VM image (./image.ts).
+// is lab/worker-vm.ts's job. Cached like the pod VM image (./image.ts).
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { koffiAddon, netlinkAddon, strippedNode } from '../bundle.js';
-import type { Exec } from '../exec.js';
+import type { Exec } from '../../src/exec.js';
 import { defaultCacheDir, librariesOf, pruneImages, writeCpio, type FileSource, type PodVmImage } from './image.js';
 import { parentDirs } from './cpio.js';
 import { workerInitScript } from './init-script.js';

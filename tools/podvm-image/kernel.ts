@@ -6,8 +6,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PeerpodError } from '../errors.js';
-import type { Exec } from '../exec.js';
+import { PeerpodError } from '../../src/errors.js';
+import type { Exec } from '../../src/exec.js';
 
 /** The meta-package whose dependency names the current cloud kernel. */
 export const KERNEL_META_PACKAGE = 'linux-image-cloud-amd64';

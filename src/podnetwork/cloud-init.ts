@@ -1,6 +1,7 @@
 // The userdata format, both halves: the worker wraps apf.json in a `#cloud-config` whose write_files
 // puts it at /run/peerpod/apf.json, and the pod VM takes it back out. Pure: values in, values out.
-// Fetching the userdata (userdata/) and handing it to a cloud (aws/, azure/) are left to others.
+// Both sides import it: the worker's providers (provider/) to write userdata, the pod VM's
+// userdata reader (userdata/) to read it. Fetching and uploading are left to them.
 //
 // The document is built as an object and serialised with `yaml`, never by string templates, so no
 // content (a PEM key, a quote) can break the YAML. It is written as YAML 1.1, the dialect both of its
@@ -12,8 +13,14 @@
 // option for images whose userdata real cloud-init processes.
 import { parse, stringify } from 'yaml';
 import { PeerpodError } from '../errors.js';
-import { apfDocumentToJson, parseApfJson } from '../podnetwork/schema.js';
-import type { ApfUserdata } from './provider.js';
+import { apfDocumentToJson, parseApfJson } from './schema.js';
+import type { ApfDocument } from './types.js';
+
+/**
+ * apf.json for the pod VM: the text as CAA writes it (kept byte for byte, so CAA's other fields such
+ * as its TLS material survive), or our typed document (written the way Go would write it).
+ */
+export type ApfUserdata = string | ApfDocument;
 
 /** Where CAA's forwarder config lives on the pod VM (on process-user-data's allow-list). */
 export const APF_JSON_PATH = '/run/peerpod/apf.json';

@@ -1,0 +1,56 @@
+// The worker side's composition root, shared by wgctl (direct mode) and the sidecar: the state
+// folder and the worker drivers of every tunnel type, built on a Runtime (./wiring.ts).
+import { FilePodStore } from '../src/state/store.js';
+import type { TunnelRegistry } from '../src/tunnel/registry.js';
+import { VxlanWorkerDriver } from '../src/tunnel/vxlan/worker.js';
+import { WireguardWorkerDriver, type SetupStep } from '../src/tunnel/wireguard/worker.js';
+import type { Runtime } from './wiring.js';
+
+export interface WorkerOptions {
+  stateDir: string;
+  listenPort?: number;
+  keepalive?: number;
+  maxMtu?: number;
+  vxlanPort?: number;
+  vxlanMinId?: number;
+  /** Where VXLAN looks for pod netns when choosing a VNI (default /run/netns); null: records only. */
+  vxlanNetnsDir?: string | null;
+  onStep?: (step: SetupStep) => void;
+}
+
+export interface Worker {
+  registry: TunnelRegistry;
+  wireguard: WireguardWorkerDriver;
+  store: FilePodStore;
+}
+
+/** The worker side's drivers and state, shared by wgctl (direct mode) and the sidecar. */
+export function makeWorker(rt: Runtime, o: WorkerOptions): Worker {
+  const store = new FilePodStore(o.stateDir, {
+    onProblem: (p) => rt.log.error({ pod: p.id, file: p.file, problem: p.problem }, 'a pod record could not be used'),
+  });
+  const wireguard = new WireguardWorkerDriver(
+    { backend: rt.backend, netns: rt.netns, store, ...(o.onStep ? { onStep: o.onStep } : {}) },
+    {
+      ...(o.listenPort === undefined ? {} : { listenPort: o.listenPort }),
+      ...(o.keepalive === undefined ? {} : { keepalive: o.keepalive }),
+      ...(o.maxMtu === undefined ? {} : { maxMtu: o.maxMtu }),
+    },
+  );
+  const registry: TunnelRegistry = {
+    wireguard: { worker: () => wireguard },
+    vxlan: {
+      worker: () =>
+        new VxlanWorkerDriver(
+          { netns: rt.netns, store },
+          {
+            ...(o.vxlanPort === undefined ? {} : { port: o.vxlanPort }),
+            ...(o.vxlanMinId === undefined ? {} : { minId: o.vxlanMinId }),
+            ...(o.vxlanNetnsDir === undefined ? {} : { netnsDir: o.vxlanNetnsDir }),
+          },
+        ),
+    },
+  };
+  return { registry, wireguard, store };
+}
+
