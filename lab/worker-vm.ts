@@ -17,7 +17,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError } from '../src/errors.js';
 import type { Exec } from '../src/exec.js';
 import { buildWorkerVmImage, WORKER_SHARE_TAG, type WorkerVmImage } from '../tools/podvm-image/worker-image.js';
-import { isLiveProcess, QemuGuest } from '../src/provider/local/qemu.js';
+import { isLiveProcess } from '../src/process-identity.js';
+import { QemuGuest } from '../src/provider/local/qemu.js';
 import { qemuUnavailable } from './lab-vm.js';
 
 export const VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
@@ -59,11 +60,11 @@ export async function startWorkerVm(opts: StartWorkerVmOptions): Promise<WorkerV
   const stop = async (): Promise<void> => {
     await guest?.stop().catch(() => undefined);
     const p = fsd;
-    if (p?.pid !== undefined && p.exitCode === null && p.signalCode === null && (await isLiveProcess(p.pid, 'virtiofsd'))) {
+    if (p?.pid !== undefined && p.exitCode === null && p.signalCode === null && (await isLiveProcess(p.pid, { comm: 'virtiofsd' }))) {
       const exited = new Promise((r) => p.once('exit', r));
       p.kill('SIGTERM');
       await Promise.race([exited, sleep(5_000)]);
-      if (p.exitCode === null && p.signalCode === null && (await isLiveProcess(p.pid, 'virtiofsd'))) p.kill('SIGKILL');
+      if (p.exitCode === null && p.signalCode === null && (await isLiveProcess(p.pid, { comm: 'virtiofsd' }))) p.kill('SIGKILL');
     }
     await rm(dir, { recursive: true, force: true });
   };

@@ -20,12 +20,13 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError, describeError } from '../../src/errors.js';
 import { realExec } from '../../src/exec.js';
+import { liveThreadCount } from '../../src/process-identity.js';
 import { generateKeyPair } from '../../src/wireguard/keys.js';
 import { UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
 
@@ -68,18 +69,6 @@ async function linkExists(ns: string | null, dev: string): Promise<boolean> {
   const argv = ns === null ? ['ip', 'link', 'show', 'dev', dev] : ['ip', '-n', ns, 'link', 'show', 'dev', dev];
   const r = await realExec(argv, { okCodes: [0, 1], timeoutMs: 10_000 });
   return r.code === 0;
-}
-
-/** Threads of `pid` that are neither zombie nor dead: 0 once a process has fully exited. */
-async function liveThreads(pid: number): Promise<number> {
-  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
-  const states = await Promise.all(
-    tids.map(async (t) => {
-      const stat = await readFile(`/proc/${pid}/task/${t}/stat`, 'utf8').catch(() => ') X');
-      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    }),
-  );
-  return states.filter((st) => st !== 'Z' && st !== 'X').length;
 }
 
 async function eventually(what: string, check: () => Promise<boolean>, ms = 3_000): Promise<void> {
@@ -247,7 +236,7 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
     await backend.remove(devA);
     await backend.remove(devA);
     expect(await backend.pidOf(devA)).toBeNull();
-    expect(await liveThreads(pid!)).toBe(0); // gone for good, not just exiting
+    expect(await liveThreadCount(pid!)).toBe(0); // gone for good, not just exiting
     expect(existsSync(backend.socketPath(devA))).toBe(false);
     expect(existsSync(backend.pidFile(devA))).toBe(false);
     await eventually(`${devA} gone from ${nsA}`, async () => !(await linkExists(nsA, devA)));
