@@ -24,11 +24,12 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PeerpodError, describeError } from '../../src/errors.js';
+import { describeError } from '../../src/errors.js';
 import { realExec } from '../../src/exec.js';
 import { liveThreadCount } from '../../src/process-identity.js';
 import { generateKeyPair } from '../../src/wireguard/keys.js';
 import { UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
+import { caught } from '../support/errors.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) {
@@ -52,16 +53,6 @@ const ipB = `198.18.${net}.2`;
 const portA = randomInt(20_000, 40_000);
 const portB = portA + 1;
 const MTU = 1380;
-
-async function rejection(p: Promise<unknown>): Promise<PeerpodError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof PeerpodError) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
-}
 
 const ip = (...args: string[]) => realExec(['ip', ...args], { timeoutMs: 10_000 });
 
@@ -107,9 +98,9 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
   });
 
   it('refuses bad names and MTUs before starting anything', async () => {
-    expect((await rejection(backend.create('bad/name', { mtu: MTU }))).code).toBe('EINVAL');
-    expect((await rejection(backend.create('a'.repeat(16), { mtu: MTU }))).code).toBe('EINVAL');
-    expect((await rejection(backend.create(devX, { mtu: 20 }))).code).toBe('EINVAL');
+    expect((await caught(backend.create('bad/name', { mtu: MTU }))).code).toBe('EINVAL');
+    expect((await caught(backend.create('a'.repeat(16), { mtu: MTU }))).code).toBe('EINVAL');
+    expect((await caught(backend.create(devX, { mtu: 20 }))).code).toBe('EINVAL');
     expect(await backend.pidOf(devX)).toBeNull();
   });
 
@@ -180,15 +171,15 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
   });
 
   it('a configure or get against a missing device is ENOTFOUND', async () => {
-    const e = await rejection(backend.configure(devX, { listenPort: 1 }));
+    const e = await caught(backend.configure(devX, { listenPort: 1 }));
     expect(e.code).toBe('ENOTFOUND');
     expect(e.context.iface).toBe(devX);
-    expect((await rejection(backend.device(devX))).code).toBe('ENOTFOUND');
+    expect((await caught(backend.device(devX))).code).toBe('ENOTFOUND');
   });
 
   it('a set the daemon refuses is EUAPI with its errno (listen port taken)', async () => {
     await backend.create(devC, { mtu: MTU });
-    const e = await rejection(backend.configure(devC, { listenPort: portA }));
+    const e = await caught(backend.configure(devC, { listenPort: portA }));
     expect(e.code).toBe('EUAPI');
     expect(e.context.errno).toBe(-98);
     await backend.remove(devC);
@@ -203,7 +194,7 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
     await eventually(`${devC} daemon dead`, async () => (await backend.pidOf(devC)) === null);
     expect(existsSync(backend.socketPath(devC))).toBe(true); // SIGKILL leaves the socket file
     // A dying daemon may still accept and then reset a connection (EUAPI); then comes ECONNREFUSED.
-    await eventually(`${devC} refuses connections`, async () => (await rejection(backend.device(devC))).code === 'ENOTFOUND');
+    await eventually(`${devC} refuses connections`, async () => (await caught(backend.device(devC))).code === 'ENOTFOUND');
 
     await backend.create(devC, { mtu: MTU });
     const second = await backend.pidOf(devC);
@@ -218,7 +209,7 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
     await writeFile(fake, '#!/bin/sh\necho "boom: cannot open /dev/net/tun for $2"\nexit 3\n');
     await chmod(fake, 0o755);
     const broken = new UserspaceBackend({ exec: realExec, runDir, wireguardGo: fake });
-    const e = await rejection(broken.create(devX, { mtu: MTU }));
+    const e = await caught(broken.create(devX, { mtu: MTU }));
     expect(e.code).toBe('EBACKEND');
     expect(e.message).toContain(`boom: cannot open /dev/net/tun for ${devX}`);
     expect(e.context.exitCode).toBe(3);
@@ -227,7 +218,7 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
 
   it('fails with EBACKEND when the binary does not exist', async () => {
     const missing = new UserspaceBackend({ exec: realExec, runDir, wireguardGo: join(runDir, 'no-such-binary') });
-    expect((await rejection(missing.create(devX, { mtu: MTU }))).code).toBe('EBACKEND');
+    expect((await caught(missing.create(devX, { mtu: MTU }))).code).toBe('EBACKEND');
   });
 
   it('remove() stops the daemon, and its moved TUN, socket and pid file go with it; twice is fine', async () => {
