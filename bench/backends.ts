@@ -12,10 +12,7 @@ import { realExec } from '../src/exec.js';
 import { LabFlow, pingReceived } from '../lab/flow.js';
 import { Lab } from '../lab/lab.js';
 import { LabSidecar } from '../lab/sidecar-process.js';
-import { podVmDeviceName } from '../src/tunnel/wireguard/names.js';
 import { kernelWireGuardAvailable } from '../src/wireguard/kernel/backend.js';
-import { PublicKey } from '../src/wireguard/keys.js';
-import { UserspaceBackend } from '../src/wireguard/userspace/backend.js';
 
 type Backend = 'userspace' | 'kernel';
 
@@ -74,15 +71,7 @@ async function measure(backend: Backend, tunnels: number): Promise<MemoryRow> {
     return { backend, tunnels, sidecarBaseMiB: base / 1024, sidecarGrowthKiBPerTunnel: growth, wireguardGoKiBPerTunnel: go, totalKiBPerTunnel: growth + go };
   } finally {
     await sidecar.stop('SIGTERM').catch(() => undefined);
-    if (backend === 'userspace') {
-      const worker = new UserspaceBackend({ exec: realExec, runDir: sidecar.runDir });
-      for (const id of await readdir(join(dir, 'state', 'pods')).catch(() => [] as string[])) await worker.remove(`pwg${id}`).catch(() => undefined);
-      const vm = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'vm-run') });
-      for (const f of flows) {
-        const key = (f.podNetworkJson['wireguard'] as Record<string, string> | undefined)?.['peer-public-key'];
-        if (key !== undefined) await vm.remove(podVmDeviceName(PublicKey.fromBase64(key))).catch(() => undefined);
-      }
-    }
+    if (backend === 'userspace') await sidecar.removeDaemons(flows);
     await lab.destroy().catch((e: unknown) => progress(`cleanup of ${lab.prefix}: ${String(e)}`));
     await rm(dir, { recursive: true, force: true });
   }

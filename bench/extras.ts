@@ -6,7 +6,7 @@
 // 2. qemu start → first packet: a qemu pod VM (kernel WireGuard) against wireguard-go on the
 //    worker, in CAA's order (create the instance, then set up the worker side at once).
 // Every namespace, process and VM it starts is removed, also on failure.
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../src/exec.js';
@@ -16,9 +16,6 @@ import { LabFlow, pingReceived } from '../lab/flow.js';
 import { LabSidecar } from '../lab/sidecar-process.js';
 import { startQemuPodVm, type QemuPodVm } from '../lab/lab-vm.js';
 import { callSidecar, unwrap } from '../src/sidecar/client.js';
-import { podVmDeviceName } from '../src/tunnel/wireguard/names.js';
-import { PublicKey } from '../src/wireguard/keys.js';
-import { UserspaceBackend } from '../src/wireguard/userspace/backend.js';
 
 const log = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
 
@@ -77,13 +74,7 @@ async function scaling(pods: number): Promise<string> {
     ].join('\n');
   } finally {
     await sidecar.stop('SIGTERM').catch(() => undefined);
-    const worker = new UserspaceBackend({ exec: realExec, runDir: sidecar.runDir });
-    const vm = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'vm-run') });
-    for (const id of await readdir(join(sidecar.stateDir, 'pods')).catch(() => [] as string[])) await worker.remove(`pwg${id}`).catch(() => undefined);
-    for (const f of flows) {
-      const wg = f.podNetworkJson['wireguard'] as Record<string, string> | undefined;
-      if (wg !== undefined) await vm.remove(podVmDeviceName(PublicKey.fromBase64(wg['peer-public-key']!))).catch(() => undefined);
-    }
+    await sidecar.removeDaemons(flows);
     await lab.destroy().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,11 +1,18 @@
 // The sidecar as a real process inside the lab's worker host netns, for the lab tests and the
 // benchmark: start it with its own state, socket and log, wait until it is ready, stop it by the
-// pid we started (SIGTERM leaves the tunnels up, SIGKILL simulates a crash).
+// pid we started (SIGTERM leaves the tunnels up, SIGKILL simulates a crash), and remove the
+// wireguard-go daemons it leaves behind.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { realExec } from '../src/exec.js';
 import { callSidecar } from '../src/sidecar/client.js';
+import { podVmDeviceName } from '../src/tunnel/wireguard/names.js';
+import { PublicKey } from '../src/wireguard/keys.js';
+import { UserspaceBackend } from '../src/wireguard/userspace/backend.js';
+import type { LabFlow } from './flow.js';
 import type { Lab } from './lab.js';
 
 export const SIDECAR = fileURLToPath(new URL('../../cmd/peerpod-wg-sidecar.js', import.meta.url));
@@ -56,5 +63,23 @@ export class LabSidecar {
     const exited = new Promise((r) => p.once('exit', r));
     p.kill(signal);
     await exited;
+  }
+
+  /**
+   * Best effort, after stop() (a running sidecar would make them again): remove the wireguard-go
+   * daemons that outlive it, the worker's by this state folder's records and each pod VM's by its
+   * flow's worker key. Kernel devices need none of this; they die with their namespaces.
+   */
+  async removeDaemons(flows: readonly LabFlow[]): Promise<void> {
+    const worker = new UserspaceBackend({ exec: realExec, runDir: this.runDir });
+    for (const id of await readdir(join(this.stateDir, 'pods')).catch(() => [] as string[])) {
+      await worker.remove(`pwg${id}`).catch(() => undefined);
+    }
+    for (const f of flows) {
+      const key = (f.podNetworkJson['wireguard'] as Record<string, string> | undefined)?.['peer-public-key'];
+      if (key === undefined) continue;
+      const vm = new UserspaceBackend({ exec: realExec, runDir: f.vmRunDir });
+      await vm.remove(podVmDeviceName(PublicKey.fromBase64(key))).catch(() => undefined);
+    }
   }
 }

@@ -3,53 +3,46 @@
 // image carries the contract runner bundled (lib/backend-contract.mjs); it runs in a scratch netns
 // of the guest, and its result line is parsed here, one jest test per contract case. The host's
 // kernel has no WireGuard module, so this is the only place the kernel backend meets a kernel.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expect, it } from '@jest/globals';
 import { readFile } from 'node:fs/promises';
 import { realExec } from '../../src/exec.js';
-import { Lab } from '../../lab/lab.js';
-import { LabFlow } from '../../lab/flow.js';
 import { AGENT_INSTALL_DIR } from '../../tools/podvm-image/agent-artifact.js';
 import { qemuUnavailable, startQemuPodVm, type QemuPodVm } from '../../lab/lab-vm.js';
 import { BACKEND_CONTRACT, CONTRACT_LINE, GAPS, type CaseResult } from '../contract/backend.contract.js';
-import { describeLab } from './root.js';
+import { describeLabWhere, labFlowSuite } from './root.js';
 
-const why = qemuUnavailable();
-if (why !== null) console.warn(`\n*** KERNEL BACKEND CONTRACT SKIPPED (needs a qemu pod VM): ${why} ***\n`);
-const describeQemu = why === null ? describeLab : describe.skip;
+const describeQemu = describeLabWhere(qemuUnavailable(), 'KERNEL BACKEND CONTRACT (in a qemu pod VM)');
 
 describeQemu('kernel WireGuard backend contract, inside a pod VM', () => {
-  const lab = new Lab({ exec: realExec });
-  const flow = new LabFlow({ exec: realExec, lab });
   let vm: QemuPodVm | undefined;
   let results: CaseResult[] = [];
   let raw = '';
 
-  beforeAll(async () => {
-    await lab.create();
-    await flow.init();
-    await flow.inspect();
-    vm = await startQemuPodVm(lab, await readFile(flow.apfPath, 'utf8'), {
-      exec: realExec,
-      stateDir: `${flow.dir}/podvm`,
-      controlChannel: true,
-      readyTimeoutMs: 180_000,
-    });
-    // A scratch netns of its own, so the cases never touch the guest's root netns or podns.
-    const r = await vm.guest.run(
-      `/usr/sbin/ip netns add kcontract && /usr/sbin/ip -n kcontract link set lo up && ` +
-        `/usr/sbin/ip netns exec kcontract ${AGENT_INSTALL_DIR}/bin/node ${AGENT_INSTALL_DIR}/lib/backend-contract.mjs kernel; ` +
-        'rc=$?; /usr/sbin/ip netns del kcontract; exit $rc',
-      240_000,
-    );
-    raw = r.output;
-    const line = r.output.split('\n').find((l) => l.startsWith(`${CONTRACT_LINE} `));
-    if (line !== undefined) results = (JSON.parse(line.slice(CONTRACT_LINE.length + 1)) as { results: CaseResult[] }).results;
-  }, 300_000);
-
-  afterAll(async () => {
-    await vm?.stop().catch((e: unknown) => console.warn('pod VM cleanup:', e));
-    await flow.destroy();
-  }, 60_000);
+  const { lab, flow } = labFlowSuite({
+    setUp: async () => {
+      await flow.inspect();
+      vm = await startQemuPodVm(lab, await readFile(flow.apfPath, 'utf8'), {
+        exec: realExec,
+        stateDir: `${flow.dir}/podvm`,
+        controlChannel: true,
+        readyTimeoutMs: 180_000,
+      });
+      // A scratch netns of its own, so the cases never touch the guest's root netns or podns.
+      const r = await vm.guest.run(
+        `/usr/sbin/ip netns add kcontract && /usr/sbin/ip -n kcontract link set lo up && ` +
+          `/usr/sbin/ip netns exec kcontract ${AGENT_INSTALL_DIR}/bin/node ${AGENT_INSTALL_DIR}/lib/backend-contract.mjs kernel; ` +
+          'rc=$?; /usr/sbin/ip netns del kcontract; exit $rc',
+        240_000,
+      );
+      raw = r.output;
+      const line = r.output.split('\n').find((l) => l.startsWith(`${CONTRACT_LINE} `));
+      if (line !== undefined) results = (JSON.parse(line.slice(CONTRACT_LINE.length + 1)) as { results: CaseResult[] }).results;
+    },
+    tearDown: async () => {
+      await vm?.stop().catch((e: unknown) => console.warn('pod VM cleanup:', e));
+    },
+    setUpMs: 300_000,
+  });
 
   it('the runner reported every case', () => {
     expect(results.map((r) => r.name)).toEqual(BACKEND_CONTRACT.map((c) => c.name));

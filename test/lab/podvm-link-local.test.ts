@@ -11,58 +11,54 @@
 // Asserted: ping both ways per family; the guest's NIC has no IPv4 address; the worker's endpoint
 // is the scoped link-local one and the guest learned the worker's link-local address; and the
 // deleted instance leaves no TAP.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expect, it } from '@jest/globals';
 import { readFile } from 'node:fs/promises';
 import { realExec } from '../../src/exec.js';
-import { LAB, Lab } from '../../lab/lab.js';
-import { LabFlow, pingReceived } from '../../lab/flow.js';
+import { LAB } from '../../lab/lab.js';
+import { pingReceived } from '../../lab/flow.js';
 import { AGENT_INSTALL_DIR } from '../../tools/podvm-image/agent-artifact.js';
 import { LINK_LOCAL, qemuUnavailable, startQemuPodVm, type QemuPodVm } from '../../lab/lab-vm.js';
 import { podIdOf } from '../../src/state/store.js';
-import { describeLab } from './root.js';
+import { describeLabWhere, labFlowSuite } from './root.js';
 
 const NODE = `${AGENT_INSTALL_DIR}/bin/node`;
 const IP = '/usr/sbin/ip';
 
-const why = qemuUnavailable();
-if (why !== null) console.warn(`\n*** POD VM (qemu, link-local) LAB TESTS SKIPPED: ${why} ***\n`);
-const describeQemu = why === null ? describeLab : describe.skip;
+const describeQemu = describeLabWhere(qemuUnavailable(), 'POD VM (qemu, link-local) LAB TESTS');
 
 describeQemu('a real pod VM over an IPv6 link-local host⇄guest link (qemu, kernel WireGuard)', () => {
-  const lab = new Lab({ exec: realExec, podStack: 'dual' });
-  const flow = new LabFlow({ exec: realExec, lab });
   let vm: QemuPodVm | undefined;
   let tap = '';
 
-  beforeAll(async () => {
-    await lab.create();
-    await flow.init();
-    await flow.inspect();
-    const apf = await readFile(flow.apfPath, 'utf8');
-    vm = await startQemuPodVm(lab, apf, { exec: realExec, stateDir: `${flow.dir}/podvm`, controlChannel: true, waitReady: false, link: 'link-local' });
-    tap = (JSON.parse(await readFile(`${vm.provider.dir(vm.name)}/instance.json`, 'utf8')) as { tap: string }).tap;
-    const setup = await flow.wgctl(['setup', '--netns', lab.path(lab.ns.pod), '--pod-vm-ip', vm.ip, '--config', flow.podNetworkPath]);
-    if (setup.code !== 0) throw new Error(`wgctl setup: ${setup.stderr}`);
-    const ready = vm.guest.waitReady(180_000);
-    ready.catch(() => undefined);
-    const t0 = Date.now();
-    for (;;) {
-      const r = await lab.exec(lab.ns.client, ['ping', '-c', '1', '-W', '1', LAB.podIP], { okCodes: [0, 1], timeoutMs: 10_000 });
-      if (r.code === 0) break;
-      if (vm.guest.marks.hostMs['failed'] !== undefined || vm.guest.exited || Date.now() - t0 > 180_000) {
-        await ready;
-        throw new Error(`no packet through the tunnel within 180 s\n${vm.guest.tail()}`);
+  const { lab, flow } = labFlowSuite({
+    lab: { podStack: 'dual' },
+    setUp: async () => {
+      await flow.inspect();
+      const apf = await readFile(flow.apfPath, 'utf8');
+      vm = await startQemuPodVm(lab, apf, { exec: realExec, stateDir: `${flow.dir}/podvm`, controlChannel: true, waitReady: false, link: 'link-local' });
+      tap = (JSON.parse(await readFile(`${vm.provider.dir(vm.name)}/instance.json`, 'utf8')) as { tap: string }).tap;
+      const setup = await flow.wgctl(['setup', '--netns', lab.path(lab.ns.pod), '--pod-vm-ip', vm.ip, '--config', flow.podNetworkPath]);
+      if (setup.code !== 0) throw new Error(`wgctl setup: ${setup.stderr}`);
+      const ready = vm.guest.waitReady(180_000);
+      ready.catch(() => undefined);
+      const t0 = Date.now();
+      for (;;) {
+        const r = await lab.exec(lab.ns.client, ['ping', '-c', '1', '-W', '1', LAB.podIP], { okCodes: [0, 1], timeoutMs: 10_000 });
+        if (r.code === 0) break;
+        if (vm.guest.marks.hostMs['failed'] !== undefined || vm.guest.exited || Date.now() - t0 > 180_000) {
+          await ready;
+          throw new Error(`no packet through the tunnel within 180 s\n${vm.guest.tail()}`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
       }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    await ready;
-    console.log(`link-local pod VM: first packet through the tunnel ${Date.now() - vm.guest.startedAt} ms after qemu started`);
-  }, 300_000);
-
-  afterAll(async () => {
-    await vm?.stop().catch((e: unknown) => console.warn('pod VM cleanup:', e));
-    await flow.destroy();
-  }, 60_000);
+      await ready;
+      console.log(`link-local pod VM: first packet through the tunnel ${Date.now() - vm.guest.startedAt} ms after qemu started`);
+    },
+    tearDown: async () => {
+      await vm?.stop().catch((e: unknown) => console.warn('pod VM cleanup:', e));
+    },
+    setUpMs: 300_000,
+  });
 
   it('hands out a scoped link-local address, and the guest has no IPv4 on its NIC', async () => {
     expect(vm!.ip).toBe(`${LINK_LOCAL.guest.split('/')[0]}%${tap}`);

@@ -9,17 +9,17 @@
 //
 // Measured and printed: qemu start → kernel → init → agent ready → first packet through the tunnel.
 // Guest-side commands go through the lab image's command channel (a virtio-serial port).
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { realExec } from '../../src/exec.js';
 import { isLiveProcess } from '../../src/process-identity.js';
-import { LAB, Lab } from '../../lab/lab.js';
-import { LabFlow, TRANSFER, pingReceived } from '../../lab/flow.js';
+import { LAB } from '../../lab/lab.js';
+import { TRANSFER, pingReceived } from '../../lab/flow.js';
 import { AGENT_INSTALL_DIR } from '../../tools/podvm-image/agent-artifact.js';
 import { qemuUnavailable, startQemuPodVm, type QemuPodVm } from '../../lab/lab-vm.js';
-import { describeLab } from './root.js';
+import { describeLabWhere, labFlowSuite } from './root.js';
 
 const NODE = `${AGENT_INSTALL_DIR}/bin/node`;
 const GUEST_TRANSFER = `${AGENT_INSTALL_DIR}/lib/lab-transfer.mjs`;
@@ -27,63 +27,58 @@ const GUEST_TRANSFER = `${AGENT_INSTALL_DIR}/lib/lab-transfer.mjs`;
 const IP = '/usr/sbin/ip';
 const BYTES = 4 << 20;
 
-const why = qemuUnavailable();
-if (why !== null) console.warn(`\n*** POD VM (qemu) LAB TESTS SKIPPED: ${why} ***\n`);
-const describeQemu = why === null ? describeLab : describe.skip;
+const describeQemu = describeLabWhere(qemuUnavailable(), 'POD VM (qemu) LAB TESTS');
 
 describeQemu('a real pod VM (qemu, kernel WireGuard) through the NAT lab', () => {
-  const lab = new Lab({ exec: realExec });
-  const flow = new LabFlow({ exec: realExec, lab });
   let vm: QemuPodVm | undefined;
   const timings: Record<string, number> = {};
   let stateDir = '';
   let qemuPid: number | null = null;
   let tap = '';
 
-  beforeAll(async () => {
-    await lab.create();
-    await flow.init();
-    await flow.inspect();
-    stateDir = `${flow.dir}/podvm`;
-    const apf = await readFile(flow.apfPath, 'utf8');
-    const t0 = Date.now();
-    vm = await startQemuPodVm(lab, apf, { exec: realExec, stateDir, controlChannel: true, waitReady: false });
-    timings['image (build or cache)'] = vm.image.ms;
-    const startedAt = vm.guest.startedAt;
-    qemuPid = vm.guest.pid;
-    tap = (JSON.parse(await readFile(`${vm.provider.dir(vm.name)}/instance.json`, 'utf8')) as { tap: string }).tap;
-    // CAA's order: StartVM creates the instance, then sets up the worker side at once.
-    await flow.setup();
-    // Probe the tunnel from the client pod until the first reply (the worker's handshake retries
-    // every 5 s until the guest's agent is up).
-    const ready = vm.guest.waitReady(180_000);
-    ready.catch(() => undefined);
-    const deadline = Date.now() + 180_000;
-    for (;;) {
-      const r = await lab.exec(lab.ns.client, ['ping', '-c', '1', '-W', '1', LAB.podIP], { okCodes: [0, 1], timeoutMs: 10_000 });
-      if (r.code === 0) break;
-      if (vm.guest.marks.hostMs['failed'] !== undefined || vm.guest.exited || Date.now() > deadline) {
-        await ready; // throws with the guest's console tail
-        throw new Error(`no packet through the tunnel within 180 s\n${vm.guest.tail()}`);
+  const { lab, flow } = labFlowSuite({
+    setUp: async () => {
+      await flow.inspect();
+      stateDir = `${flow.dir}/podvm`;
+      const apf = await readFile(flow.apfPath, 'utf8');
+      const t0 = Date.now();
+      vm = await startQemuPodVm(lab, apf, { exec: realExec, stateDir, controlChannel: true, waitReady: false });
+      timings['image (build or cache)'] = vm.image.ms;
+      const startedAt = vm.guest.startedAt;
+      qemuPid = vm.guest.pid;
+      tap = (JSON.parse(await readFile(`${vm.provider.dir(vm.name)}/instance.json`, 'utf8')) as { tap: string }).tap;
+      // CAA's order: StartVM creates the instance, then sets up the worker side at once.
+      await flow.setup();
+      // Probe the tunnel from the client pod until the first reply (the worker's handshake retries
+      // every 5 s until the guest's agent is up).
+      const ready = vm.guest.waitReady(180_000);
+      ready.catch(() => undefined);
+      const deadline = Date.now() + 180_000;
+      for (;;) {
+        const r = await lab.exec(lab.ns.client, ['ping', '-c', '1', '-W', '1', LAB.podIP], { okCodes: [0, 1], timeoutMs: 10_000 });
+        if (r.code === 0) break;
+        if (vm.guest.marks.hostMs['failed'] !== undefined || vm.guest.exited || Date.now() > deadline) {
+          await ready; // throws with the guest's console tail
+          throw new Error(`no packet through the tunnel within 180 s\n${vm.guest.tail()}`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
       }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    timings['first packet'] = Date.now() - startedAt;
-    await ready;
-    Object.assign(timings, Object.fromEntries(Object.entries(vm.guest.marks.hostMs).map(([k, v]) => [`guest ${k}`, v])));
-    timings['total (lab + boot + tunnel)'] = Date.now() - t0;
-    console.log(
-      `pod VM timings, ms after qemu start (accel ${vm.guest.accel}):\n` +
-        Object.entries(timings)
-          .map(([k, v]) => `  ${k.padEnd(28)} ${v}`)
-          .join('\n'),
-    );
-  }, 300_000);
-
-  afterAll(async () => {
-    await vm?.stop().catch((e: unknown) => console.warn('pod VM cleanup:', e));
-    await flow.destroy();
-  }, 60_000);
+      timings['first packet'] = Date.now() - startedAt;
+      await ready;
+      Object.assign(timings, Object.fromEntries(Object.entries(vm.guest.marks.hostMs).map(([k, v]) => [`guest ${k}`, v])));
+      timings['total (lab + boot + tunnel)'] = Date.now() - t0;
+      console.log(
+        `pod VM timings, ms after qemu start (accel ${vm.guest.accel}):\n` +
+          Object.entries(timings)
+            .map(([k, v]) => `  ${k.padEnd(28)} ${v}`)
+            .join('\n'),
+      );
+    },
+    tearDown: async () => {
+      await vm?.stop().catch((e: unknown) => console.warn('pod VM cleanup:', e));
+    },
+    setUpMs: 300_000,
+  });
 
   it('carries ping both ways between the client pod and the VM pod netns inside the guest', async () => {
     const there = await lab.exec(lab.ns.client, ['ping', '-c', '3', '-i', '0.2', '-W', '2', LAB.podIP], { okCodes: [0, 1] });

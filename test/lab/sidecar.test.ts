@@ -13,10 +13,7 @@ import { LAB, Lab } from '../../lab/lab.js';
 import { LabFlow, pingReceived, rebindingHealMs } from '../../lab/flow.js';
 import { LabSidecar } from '../../lab/sidecar-process.js';
 import { callSidecar, type SidecarReply } from '../../src/sidecar/client.js';
-import { podVmDeviceName } from '../../src/tunnel/wireguard/names.js';
-import { PublicKey } from '../../src/wireguard/keys.js';
 import { UapiClient } from '../../src/wireguard/uapi/client.js';
-import { UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
 import { describeLab } from './root.js';
 
 const PODS = 51;
@@ -54,7 +51,6 @@ describeLab('sidecar (lab, 51 pods)', () => {
   const startSidecar = () => proc.start();
   const stopSidecar = (signal: NodeJS.Signals) => proc.stop(signal);
 
-  const workerKeyOf = (f: LabFlow) => PublicKey.fromBase64((f.podNetworkJson['wireguard'] as Record<string, string>)['peer-public-key']!);
   const status = async () => (await api('GET', '/v1/status')).body as RowJson[];
 
   beforeAll(async () => {
@@ -78,15 +74,7 @@ describeLab('sidecar (lab, 51 pods)', () => {
 
   afterAll(async () => {
     await stopSidecar('SIGTERM');
-    const worker = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'run') });
-    const vm = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'vm-run') });
-    for (const f of flows) {
-      if (f.podNetworkJson['wireguard'] !== undefined) await vm.remove(podVmDeviceName(workerKeyOf(f))).catch(() => undefined);
-    }
-    // The worker's devices, by the names the state records give.
-    for (const id of await readdir(join(dir, 'state', 'pods')).catch(() => [] as string[])) {
-      await worker.remove(`pwg${id}`).catch(() => undefined);
-    }
+    await proc.removeDaemons(flows);
     await lab.destroy();
     await rm(dir, { recursive: true, force: true });
   }, 120_000);

@@ -2,12 +2,11 @@
 // carries ping and a checksummed TCP transfer both ways on a routed underlay, and teardown leaves
 // nothing behind. Behind a NAT that drops unsolicited inbound flows the outcomes differ, and both
 // are asserted: wireguard crosses it (the worker initiates), vxlan does not (DESIGN.md §5).
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { readdir } from 'node:fs/promises';
-import { realExec } from '../../src/exec.js';
-import { LAB, Lab } from '../../lab/lab.js';
-import { LabFlow, labTransfer, pingReceived } from '../../lab/flow.js';
-import { describeLab } from './root.js';
+import { LAB, type Lab } from '../../lab/lab.js';
+import { labTransfer, pingReceived } from '../../lab/flow.js';
+import { describeLab, labFlowSuite } from './root.js';
 
 type Type = 'wireguard' | 'vxlan';
 const CASES: { type: Type; nat: boolean; carries: boolean }[] = [
@@ -24,18 +23,7 @@ async function sha256Transfer(lab: Lab, from: string, to: string, ip: string, po
 
 describeLab('tunnel contract (lab)', () => {
   describe.each(CASES)('$type, NAT $nat', ({ type, nat, carries }) => {
-    const lab = new Lab({ exec: realExec, nat });
-    const flow = new LabFlow({ exec: realExec, lab, tunnelType: type });
-
-    beforeAll(async () => {
-      await lab.create();
-      await flow.init();
-      await flow.up();
-    }, 60_000);
-
-    afterAll(async () => {
-      await flow.destroy();
-    }, 60_000);
+    const { lab, flow } = labFlowSuite({ lab: { nat }, flow: { tunnelType: type } });
 
     it(carries ? 'carries ping both ways' : 'does not carry traffic (expected behind this NAT)', async () => {
       const there = await lab.exec(lab.ns.client, ['ping', '-c', '3', '-i', '0.3', '-W', '1', LAB.podIP], { okCodes: [0, 1] });

@@ -16,7 +16,7 @@
 //
 // <run> is `pwt` + 4 random hex digits, so parallel or leftover runs never collide; addresses come
 // from 198.18.0.0/15 (benchmarking range) and exist only inside the namespaces.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -30,14 +30,7 @@ import { liveThreadCount } from '../../src/process-identity.js';
 import { generateKeyPair } from '../../src/wireguard/keys.js';
 import { UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
 import { caught } from '../support/errors.js';
-
-const isRoot = process.getuid?.() === 0;
-if (!isRoot) {
-  console.warn(
-    '\n!!! test/lab/userspace-backend: NOT RUNNING — these lab tests need root (netns, TUN, wireguard-go). ' +
-      'Run the test suite as root to cover the userspace WireGuard backend. !!!\n',
-  );
-}
+import { describeLab } from './root.js';
 
 const run = `pwt${randomBytes(2).toString('hex')}`;
 const nsA = `${run}-a`;
@@ -70,7 +63,7 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
   }
 }
 
-(isRoot ? describe : describe.skip)('UserspaceBackend (lab, root)', () => {
+describeLab('UserspaceBackend (lab, root)', () => {
   let runDir: string;
   let backend: UserspaceBackend;
   const stranger: { child?: ChildProcess } = {};

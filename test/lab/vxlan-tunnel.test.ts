@@ -44,6 +44,36 @@ function throughApfJson(pn: PodNetwork): PodNetwork {
   return parsePodNetwork(JSON.parse(JSON.stringify(podNetworkToJson(pn))));
 }
 
+interface VxlanTunnel {
+  store: FilePodStore;
+  worker: VxlanWorkerDriver;
+  vm: VxlanPodVmDriver;
+  pn: PodNetwork;
+  vmPn: PodNetwork;
+}
+
+/** The peer pod's vxlan tunnel, set up by the drivers in this process as CAA would: inspect, the VM side, the worker side. */
+async function vxlanTunnel(lab: Lab, dir: string, minId: number): Promise<VxlanTunnel> {
+  const store = new FilePodStore(join(dir, 'state'));
+  const worker = new VxlanWorkerDriver({ netns: factoryWithHost(lab, lab.ns.worker), store }, { minId });
+  const vm = new VxlanPodVmDriver({ netns: factoryWithHost(lab, lab.ns.vm) });
+  const pn = await worker.inspect(lab.path(lab.ns.pod));
+  const vmPn = throughApfJson(pn);
+  await vm.setup({ podNetns: lab.path(lab.ns.vmPod), podNetwork: vmPn });
+  await worker.setup({ netns: lab.path(lab.ns.pod), podVmIPs: [LAB.vmIP], podNetwork: pn });
+  return { store, worker, vm, pn, vmPn };
+}
+
+/** Best effort, after a suite: both ends of the tunnel, its state folder, then the lab. */
+async function removeVxlanTunnel(lab: Lab, dir: string, t: Partial<VxlanTunnel>): Promise<void> {
+  if (dir !== '') {
+    await t.worker?.teardown({ netns: lab.path(lab.ns.pod) }).catch(() => undefined);
+    if (t.vmPn !== undefined) await t.vm?.teardown({ podNetns: lab.path(lab.ns.vmPod), podNetwork: t.vmPn }).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+  await lab.destroy();
+}
+
 async function sh(lab: Lab, ns: string, argv: string[]): Promise<string> {
   return (await lab.exec(ns, argv)).stdout;
 }
@@ -103,23 +133,10 @@ describeLab('vxlan tunnel in a routing-only lab', () => {
   beforeAll(async () => {
     await lab.create();
     dir = await mkdtemp(join(tmpdir(), `${lab.prefix}-vxlan-`));
-    store = new FilePodStore(join(dir, 'state'));
-    worker = new VxlanWorkerDriver({ netns: factoryWithHost(lab, lab.ns.worker), store }, { minId });
-    vm = new VxlanPodVmDriver({ netns: factoryWithHost(lab, lab.ns.vm) });
-    pn = await worker.inspect(podPath());
-    vmPn = throughApfJson(pn);
-    await vm.setup({ podNetns: vmPodPath(), podNetwork: vmPn });
-    await worker.setup({ netns: podPath(), podVmIPs: [LAB.vmIP], podNetwork: pn });
+    ({ store, worker, vm, pn, vmPn } = await vxlanTunnel(lab, dir, minId));
   }, 60_000);
 
-  afterAll(async () => {
-    if (dir !== '') {
-      await worker.teardown({ netns: podPath() }).catch(() => undefined);
-      await vm.teardown({ podNetns: vmPodPath(), podNetwork: vmPn }).catch(() => undefined);
-      await rm(dir, { recursive: true, force: true });
-    }
-    await lab.destroy();
-  }, 60_000);
+  afterAll(() => removeVxlanTunnel(lab, dir, { worker, vm, vmPn }), 60_000);
 
   it('inspect gives the pod the first VNI, the worker address as remote, and the same VNI again', async () => {
     expect(pn.tunnel).toEqual({ type: 'vxlan', port: 4789, id: minId });
@@ -376,25 +393,10 @@ describeLab('vxlan tunnel through NAT (lab): does not work, as expected', () => 
   beforeAll(async () => {
     await lab.create();
     dir = await mkdtemp(join(tmpdir(), `${lab.prefix}-vxnat-`));
-    worker = new VxlanWorkerDriver(
-      { netns: factoryWithHost(lab, lab.ns.worker), store: new FilePodStore(join(dir, 'state')) },
-      { minId },
-    );
-    vm = new VxlanPodVmDriver({ netns: factoryWithHost(lab, lab.ns.vm) });
-    const pn = await worker.inspect(podPath());
-    vmPn = throughApfJson(pn);
-    await vm.setup({ podNetns: vmPodPath(), podNetwork: vmPn });
-    await worker.setup({ netns: podPath(), podVmIPs: [LAB.vmIP], podNetwork: pn });
+    ({ worker, vm, vmPn } = await vxlanTunnel(lab, dir, minId));
   }, 60_000);
 
-  afterAll(async () => {
-    if (dir !== '') {
-      await worker.teardown({ netns: podPath() }).catch(() => undefined);
-      await vm.teardown({ podNetns: vmPodPath(), podNetwork: vmPn }).catch(() => undefined);
-      await rm(dir, { recursive: true, force: true });
-    }
-    await lab.destroy();
-  }, 60_000);
+  afterAll(() => removeVxlanTunnel(lab, dir, { worker, vm, vmPn }), 60_000);
 
   it('carries nothing VM→worker: the NAT drops the VM\'s packets as new inbound flows', async () => {
     // Count VXLAN packets that reach the VM, and what the NAT drops on its way back to the worker.

@@ -26,7 +26,7 @@ import { PublicKey } from '../../src/wireguard/keys.js';
 import { UapiClient } from '../../src/wireguard/uapi/client.js';
 import { LAB, Lab } from '../../lab/lab.js';
 import { LabFlow, labTransfer, pingReceived } from '../../lab/flow.js';
-import { describeLab } from './root.js';
+import { describeLab, labFlowSuite } from './root.js';
 
 const MB4 = 4 * 1024 * 1024;
 
@@ -66,20 +66,14 @@ async function workerDevice(lab: Lab): Promise<string> {
 }
 
 describeLab('a dual-stack pod through one WireGuard tunnel (lab)', () => {
-  const lab = new Lab({ exec: realExec, podStack: 'dual' });
-  const flow = new LabFlow({ exec: realExec, lab });
-
-  beforeAll(async () => {
-    await lab.create();
-    await flow.init();
-    await countMulticastOut(lab, lab.ns.pod, 'pwg+');
-    await countMulticastOut(lab, lab.ns.vmPod, 'eth0');
-    await flow.up();
-  }, 60_000);
-
-  afterAll(async () => {
-    await flow.destroy();
-  }, 60_000);
+  const { lab, flow } = labFlowSuite({
+    lab: { podStack: 'dual' },
+    setUp: async (f) => {
+      await countMulticastOut(f.lab, f.lab.ns.pod, 'pwg+');
+      await countMulticastOut(f.lab, f.lab.ns.vmPod, 'eth0');
+      await f.up();
+    },
+  });
 
   it('writes podip as the IPv4 address and the IPv6 one into wireguard.extra-pod-ips', () => {
     expect(flow.podNetworkJson['podip']).toBe(`${LAB.podIP}/24`);
@@ -203,21 +197,17 @@ describeLab('a dual-stack pod through one WireGuard tunnel (lab)', () => {
 });
 
 describeLab('an IPv6-only pod (lab)', () => {
-  const lab = new Lab({ exec: realExec, podStack: 'ipv6' });
-  const flow = new LabFlow({ exec: realExec, lab });
+  const { lab, flow } = labFlowSuite({
+    lab: { podStack: 'ipv6' },
+    setUp: async (f) => {
+      await countMulticastOut(f.lab, f.lab.ns.pod, 'pwg+');
+      await f.up();
+    },
+    tearDown: async () => {
+      await realExec(['ip', 'netns', 'del', noV6], { okCodes: [0, 1, 255] });
+    },
+  });
   const noV6 = `${lab.prefix}-nov6`;
-
-  beforeAll(async () => {
-    await lab.create();
-    await flow.init();
-    await countMulticastOut(lab, lab.ns.pod, 'pwg+');
-    await flow.up();
-  }, 60_000);
-
-  afterAll(async () => {
-    await realExec(['ip', 'netns', 'del', noV6], { okCodes: [0, 1, 255] });
-    await flow.destroy();
-  }, 60_000);
 
   it('writes podip as the IPv6 address, with IPv6 routes, and no extra-pod-ips', async () => {
     expect(flow.podNetworkJson['podip']).toBe(`${LAB.podIP6}/64`);

@@ -1,24 +1,12 @@
 // The tunnel MTU comes from the underlay, never a hard-coded 1420: on a jumbo underlay (9000) with
 // jumbo pods, WireGuard gets 9000 - 80 = 8920 on both ends, and a DF packet of that size crosses.
-import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { realExec } from '../../src/exec.js';
-import { LAB, Lab } from '../../lab/lab.js';
-import { LabFlow, pingReceived } from '../../lab/flow.js';
-import { describeLab } from './root.js';
+import { expect, it } from '@jest/globals';
+import { LAB } from '../../lab/lab.js';
+import { pingReceived } from '../../lab/flow.js';
+import { describeLab, labFlowSuite } from './root.js';
 
 describeLab('wireguard MTU from a jumbo underlay (lab)', () => {
-  const lab = new Lab({ exec: realExec, underlayMtu: 9000, podMtu: 9000 });
-  const flow = new LabFlow({ exec: realExec, lab });
-
-  beforeAll(async () => {
-    await lab.create();
-    await flow.init();
-    await flow.up();
-  }, 60_000);
-
-  afterAll(async () => {
-    await flow.destroy();
-  }, 60_000);
+  const { lab, flow } = labFlowSuite({ lab: { underlayMtu: 9000, podMtu: 9000 } });
 
   it('computes 8920 and gives it to both ends', async () => {
     expect((flow.podNetworkJson['wireguard'] as { mtu: number }).mtu).toBe(8920);

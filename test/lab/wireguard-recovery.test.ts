@@ -3,13 +3,13 @@
 //   working tunnel;
 // - every malformed input is refused with an error that names the field, and leaves nothing
 //   configured.
-import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { expect, it } from '@jest/globals';
 import { readFile, writeFile } from 'node:fs/promises';
 import { realExec } from '../../src/exec.js';
 import { LAB, Lab } from '../../lab/lab.js';
-import { LabFlow, pingReceived } from '../../lab/flow.js';
+import { pingReceived } from '../../lab/flow.js';
 import { SETUP_STEPS } from '../../src/tunnel/wireguard/worker.js';
-import { describeLab } from './root.js';
+import { describeLab, labFlowSuite } from './root.js';
 
 async function podNetnsSnapshot(lab: Lab): Promise<string> {
   const parts = await Promise.all([
@@ -25,19 +25,12 @@ async function podNetnsSnapshot(lab: Lab): Promise<string> {
 }
 
 describeLab('worker setup recovery and bad input (lab)', () => {
-  const lab = new Lab({ exec: realExec });
-  const flow = new LabFlow({ exec: realExec, lab });
-
-  beforeAll(async () => {
-    await lab.create();
-    await flow.init();
-    await flow.inspect();
-    await flow.agentSetup();
-  }, 60_000);
-
-  afterAll(async () => {
-    await flow.destroy();
-  }, 60_000);
+  const { lab, flow } = labFlowSuite({
+    setUp: async (f) => {
+      await f.inspect();
+      await f.agentSetup();
+    },
+  });
 
   it.each(SETUP_STEPS.map((s) => [s]))('converges after setup is killed right after step "%s"', async (step) => {
     const killed = await flow.wgctl(flow.setupArgs(), { PEERPOD_WG_TEST_CRASH_AFTER: step });

@@ -6,18 +6,18 @@
 //   peer pod  ──┘   (wg device lives in the peer pod netns; its UDP socket in the worker host)
 //
 // See lab/lab.ts for the addresses.
-import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
-import { LAB, Lab } from '../../lab/lab.js';
-import { LabFlow, labTransfer, pingReceived } from '../../lab/flow.js';
+import { LAB } from '../../lab/lab.js';
+import { labTransfer, pingReceived } from '../../lab/flow.js';
 import { UapiClient } from '../../src/wireguard/uapi/client.js';
 import { KernelBackend, kernelWireGuardAvailable } from '../../src/wireguard/kernel/backend.js';
 import { podVmDeviceName } from '../../src/tunnel/wireguard/names.js';
 import { PublicKey } from '../../src/wireguard/keys.js';
-import { describeLab, LAB_SLOWDOWN } from './root.js';
+import { describeLab, LAB_SLOWDOWN, labFlowSuite } from './root.js';
 
 const MB10 = 10 * 1024 * 1024;
 /** The backend wgctl and the agent pick here (the worker guest runs this file with WG_BACKEND=kernel). */
@@ -25,18 +25,8 @@ const BACKEND = process.env['WG_BACKEND'] === 'kernel' || (process.env['WG_BACKE
 
 
 describeLab('wireguard tunnel through NAT (lab)', () => {
-  const lab = new Lab({ exec: realExec });
-  const flow = new LabFlow({ exec: realExec, lab });
-
-  beforeAll(async () => {
-    await lab.create();
-    await flow.init();
-    await flow.up();
-  }, 180_000); // generous for the worker guest (TCG), where each CLI start costs about a second
-
-  afterAll(async () => {
-    await flow.destroy();
-  }, 180_000);
+  // Timeouts generous for the worker guest (TCG), where each CLI start costs about a second.
+  const { lab, flow } = labFlowSuite({ setUpMs: 180_000, tearDownMs: 180_000 });
 
   it('carries ping both ways between the client pod and the VM pod', async () => {
     const there = await lab.exec(lab.ns.client, ['ping', '-c', '3', '-i', '0.2', '-W', '2', LAB.podIP], { okCodes: [0, 1] });

@@ -5,13 +5,13 @@
 //   - jest on the worker lab tests GUEST_TESTS (the pod VM is namespaces in the same guest, also on
 //     kernel WireGuard): the tunnel through NAT, the whole-tree restart without loss, NAT rebinding.
 // Each contract case and each guest jest test becomes one test here, so a failure names itself.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { fileURLToPath } from 'node:url';
 import { realExec } from '../../src/exec.js';
 import { PROJECT_ROOT } from '../../tools/bundle.js';
 import { startWorkerVm, workerVmUnavailable, type WorkerVm } from '../../lab/worker-vm.js';
 import { BACKEND_CONTRACT, CONTRACT_LINE, type CaseResult } from '../contract/backend.contract.js';
-import { describeLab } from './root.js';
+import { describeLabWhere } from './root.js';
 
 /** The worker lab tests that run inside the guest on kernel WireGuard (paths under dist/). */
 export const GUEST_TESTS = ['test/lab/worker-restart.test.js', 'test/lab/wireguard-tunnel.test.js'];
@@ -21,9 +21,7 @@ const IP = '/usr/sbin/ip';
 const RESTART_LINE = 'PEERPOD-WHOLE-TREE-KILL';
 const RUNNER = fileURLToPath(new URL('../contract/backend-contract-main.js', import.meta.url));
 
-const why = workerVmUnavailable();
-if (why !== null) console.warn(`\n*** WORKER GUEST (kernel WireGuard on the worker) SKIPPED: ${why} ***\n`);
-const describeGuest = why === null ? describeLab : describe.skip;
+const describeGuest = describeLabWhere(workerVmUnavailable(), 'WORKER GUEST (kernel WireGuard on the worker)');
 
 interface JestJson {
   testResults: { name: string; assertionResults: { fullName: string; status: string; failureMessages: string[] }[] }[];

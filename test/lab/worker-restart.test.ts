@@ -23,10 +23,7 @@ import { LAB, Lab } from '../../lab/lab.js';
 import { LabFlow, pingReceived, rebindingHealMs } from '../../lab/flow.js';
 import { LabSidecar } from '../../lab/sidecar-process.js';
 import { callSidecar } from '../../src/sidecar/client.js';
-import { podVmDeviceName } from '../../src/tunnel/wireguard/names.js';
 import { kernelWireGuardAvailable } from '../../src/wireguard/kernel/backend.js';
-import { PublicKey } from '../../src/wireguard/keys.js';
-import { UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
 import { describeLab, LAB_SLOWDOWN } from './root.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -99,15 +96,7 @@ describeLab(`worker side on the ${BACKEND} backend: status, health, whole-tree r
 
   afterAll(async () => {
     await proc?.stop('SIGTERM');
-    if (BACKEND === 'userspace') {
-      // wireguard-go outlives its sidecar: stop ours by the pid files of this run.
-      const worker = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'run') });
-      for (const id of await readdir(join(dir, 'state', 'pods')).catch(() => [] as string[])) await worker.remove(`pwg${id}`).catch(() => undefined);
-      const key = (flow?.podNetworkJson['wireguard'] as Record<string, string> | undefined)?.['peer-public-key'];
-      const vm = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'vm-run') });
-      if (key !== undefined) await vm.remove(podVmDeviceName(PublicKey.fromBase64(key))).catch(() => undefined);
-    }
-    // Kernel devices die with their namespaces.
+    if (BACKEND === 'userspace') await proc?.removeDaemons(flow === undefined ? [] : [flow]);
     await lab.destroy();
     if (dir !== '') await rm(dir, { recursive: true, force: true });
   }, 120_000);
