@@ -15,7 +15,7 @@ import { UserspaceBackend } from '../src/wireguard/userspace/backend.js';
 import type { LabFlow } from './flow.js';
 import type { Lab } from './lab.js';
 
-export const SIDECAR = fileURLToPath(new URL('../../cmd/peerpod-wg-sidecar.js', import.meta.url));
+export const SIDECAR = fileURLToPath(new URL('../cmd/peerpod-wg-sidecar.js', import.meta.url));
 
 export class LabSidecar {
   readonly socket: string;
