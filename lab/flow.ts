@@ -200,29 +200,51 @@ export interface TransferReport {
   received: { bytes: number; sha256: string };
 }
 
-/**
- * A checksummed TCP transfer between two lab namespaces: `transfer.js serve` in `to`, `send` from
- * `from`. Both reports come back; equal digests prove the bytes crossed intact.
- */
-export async function labTransfer(lab: Lab, from: string, to: string, toIP: string, port: number, bytes: number, seed = 'lab'): Promise<TransferReport> {
-  const server = spawn('ip', ['netns', 'exec', to, process.execPath, TRANSFER, 'serve', toIP, String(port)], {
+/** The receiving end of a checksummed TCP transfer, listening in a lab namespace. */
+export interface TransferServer {
+  /** What it received, once the sender has finished and it has exited. */
+  received(): Promise<TransferReport['received']>;
+  /** Kill it if it still runs. */
+  stop(): void;
+}
+
+/** `transfer.js serve` in namespace `ns`, on ip:port; resolves once it listens. */
+export async function startTransferServer(ns: string, ip: string, port: number): Promise<TransferServer> {
+  const server = spawn('ip', ['netns', 'exec', ns, process.execPath, TRANSFER, 'serve', ip, String(port)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const stop = (): void => {
+    if (server.exitCode === null) server.kill('SIGKILL');
+  };
+  let got = '';
+  server.stdout.on('data', (b: Buffer) => (got += b.toString()));
+  const done = new Promise<void>((resolve) => server.on('exit', () => resolve()));
   try {
     await new Promise<void>((resolve, reject) => {
       server.stderr.on('data', (b: Buffer) => (b.toString().includes('listening') ? resolve() : undefined));
       server.on('exit', (c) => reject(new Error(`transfer server exited early (${String(c)})`)));
     });
-    let got = '';
-    server.stdout.on('data', (b: Buffer) => (got += b.toString()));
-    const done = new Promise<void>((resolve) => server.on('exit', () => resolve()));
-    const sent = await lab.exec(from, [process.execPath, TRANSFER, 'send', toIP, String(port), String(bytes), seed], { timeoutMs: 60_000 });
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  const received = async (): Promise<TransferReport['received']> => {
     await done;
-    return {
-      sent: JSON.parse(sent.stdout) as TransferReport['sent'],
-      received: JSON.parse(got) as TransferReport['received'],
-    };
+    return JSON.parse(got) as TransferReport['received'];
+  };
+  return { received, stop };
+}
+
+/**
+ * A checksummed TCP transfer between two lab namespaces: `transfer.js serve` in `to`, `send` from
+ * `from`. Both reports come back; equal digests prove the bytes crossed intact.
+ */
+export async function labTransfer(lab: Lab, from: string, to: string, toIP: string, port: number, bytes: number, seed = 'lab'): Promise<TransferReport> {
+  const server = await startTransferServer(to, toIP, port);
+  try {
+    const sent = await lab.exec(from, [process.execPath, TRANSFER, 'send', toIP, String(port), String(bytes), seed], { timeoutMs: 60_000 });
+    return { sent: JSON.parse(sent.stdout) as TransferReport['sent'], received: await server.received() };
   } finally {
-    if (server.exitCode === null) server.kill('SIGKILL');
+    server.stop();
   }
 }

@@ -10,13 +10,12 @@
 // Measured and printed: qemu start → kernel → init → agent ready → first packet through the tunnel.
 // Guest-side commands go through the lab image's command channel (a virtio-serial port).
 import { expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { realExec } from '../../src/exec.js';
 import { isLiveProcess } from '../../src/process-identity.js';
 import { LAB } from '../../lab/lab.js';
-import { TRANSFER, pingReceived } from '../../lab/flow.js';
+import { TRANSFER, pingReceived, startTransferServer } from '../../lab/flow.js';
 import { AGENT_INSTALL_DIR } from '../../tools/podvm-image/agent-artifact.js';
 import { qemuUnavailable, startQemuPodVm, type QemuPodVm } from '../../lab/lab-vm.js';
 import { describeLabWhere, labFlowSuite } from './root.js';
@@ -103,25 +102,16 @@ describeQemu('a real pod VM (qemu, kernel WireGuard) through the NAT lab', () =>
     expect(JSON.parse(got.output)).toEqual({ bytes: BYTES, sha256: sent.sha256 });
 
     // VM pod netns → client pod: the server runs in the client pod.
-    const server = spawn('ip', ['netns', 'exec', lab.ns.client, process.execPath, TRANSFER, 'serve', LAB.clientIP, String(port + 1)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const server = await startTransferServer(lab.ns.client, LAB.clientIP, port + 1);
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.stderr.on('data', (b: Buffer) => (b.toString().includes('listening') ? resolve() : undefined));
-        server.on('exit', (c) => reject(new Error(`transfer server exited early (${String(c)})`)));
-      });
-      let out = '';
-      server.stdout.on('data', (b: Buffer) => (out += b.toString()));
-      const done = new Promise<void>((r) => server.on('exit', () => r()));
       const back = await vm!.guest.run(`${IP} netns exec podns ${NODE} ${GUEST_TRANSFER} send ${LAB.clientIP} ${port + 1} ${BYTES} down`, 60_000);
       expect(back.code).toBe(0);
-      await done;
+      const received = await server.received();
       const b = JSON.parse(back.output) as { sha256: string; ms: number };
-      expect(JSON.parse(out)).toEqual({ bytes: BYTES, sha256: b.sha256 });
+      expect(received).toEqual({ bytes: BYTES, sha256: b.sha256 });
       console.log(`4 MiB client → VM pod in ${sent.ms.toFixed(0)} ms, VM pod → client in ${b.ms.toFixed(0)} ms (TCG guest)`);
     } finally {
-      if (server.exitCode === null) server.kill('SIGKILL');
+      server.stop();
     }
   }, 120_000);
 
