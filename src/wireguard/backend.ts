@@ -5,6 +5,7 @@
 // backend's. Once moved, a device is named by `where` (the netns it lives in now): the kernel
 // backend needs it (generic netlink resolves names in the netns of its socket, so it opens one
 // there); the userspace backend ignores it (wireguard-go's UAPI socket stays in one host folder).
+import { PeerpodError } from '../errors.js';
 import type { Device, DeviceConfig } from './config.js';
 
 export type BackendKind = 'userspace' | 'kernel';
@@ -12,6 +13,20 @@ export type BackendKind = 'userspace' | 'kernel';
 export interface CreateOptions {
   /** Set before anything else: wireguard-go stops seeing MTU changes once its TUN has moved. */
   mtu: number;
+}
+
+/** The MTUs a device may be created with: from the IPv4 minimum (the kernel refuses less) to the largest a link has. */
+export const DEVICE_MTU = { min: 68, max: 65_535 } as const;
+
+/** EINVAL (op create, field mtu) unless `mtu` is one that device `iface` may be created with. */
+export function checkCreateMtu(iface: string, mtu: number): void {
+  if (!Number.isInteger(mtu) || mtu < DEVICE_MTU.min || mtu > DEVICE_MTU.max) {
+    throw new PeerpodError('EINVAL', `mtu must be an integer from ${DEVICE_MTU.min} to ${DEVICE_MTU.max}, got ${String(mtu)}`, {
+      op: 'create',
+      iface,
+      field: 'mtu',
+    });
+  }
 }
 
 /** Where a device lives now; absent `netns` = the caller's netns, where it was born. */

@@ -20,7 +20,7 @@ import { stat } from 'node:fs/promises';
 import { release } from 'node:os';
 import { PeerpodError } from '../../errors.js';
 import type { Exec } from '../../exec.js';
-import type { CreateOptions, WireGuardBackend, Where } from '../backend.js';
+import { checkCreateMtu, type CreateOptions, type WireGuardBackend, type Where } from '../backend.js';
 import type { Device, DeviceConfig } from '../config.js';
 import { WG_CMD, WG_GENL_NAME, WG_GENL_VERSION, checkIfname, decodeGetDevice, encodeGetDevice, encodeSetDevice } from './codec.js';
 import { ERRNO, GenlError, errnoName, netlinkTransport, type GenlTransport } from './genl.js';
@@ -42,8 +42,6 @@ interface PodSocket {
   identity: string;
 }
 
-const MIN_MTU = 68;
-const MAX_MTU = 65_535;
 const IP_TIMEOUT_MS = 10_000;
 
 export class KernelBackend implements WireGuardBackend {
@@ -68,13 +66,7 @@ export class KernelBackend implements WireGuardBackend {
   async create(name: string, opts: CreateOptions): Promise<void> {
     checkIfname(name);
     const { mtu } = opts;
-    if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) {
-      throw new PeerpodError('EINVAL', `mtu must be an integer from ${MIN_MTU} to ${MAX_MTU}, got ${String(mtu)}`, {
-        op: 'create',
-        iface: name,
-        field: 'mtu',
-      });
-    }
+    checkCreateMtu(name, mtu);
     const kind = await this.#linkKind(name);
     // A live device is kept as it is (its configuration and MTU belong to whoever made it).
     if (kind === 'wireguard') return;
