@@ -183,10 +183,11 @@ export function pingReceived(out: string): { sent: number; received: number } {
 
 /**
  * A NAT rebinding and how long until `from` reaches `to` again: the NAT router forgets every
- * mapping (conntrack -F), then one ping at a time until a reply. ms, or Infinity after 30 s.
+ * mapping (conntrack -F; of IPv6 flows for an IPv6 underlay, where the router is a stateful
+ * firewall), then one ping at a time until a reply. ms, or Infinity after 30 s.
  */
-export async function rebindingHealMs(lab: Lab, from: string, to: string): Promise<number> {
-  await lab.exec(lab.ns.nat, ['conntrack', '-F'], { okCodes: [0, 1] });
+export async function rebindingHealMs(lab: Lab, from: string, to: string, family: 4 | 6 = 4): Promise<number> {
+  await lab.exec(lab.ns.nat, ['conntrack', '-F', ...(family === 6 ? ['-f', 'ipv6'] : [])], { okCodes: [0, 1] });
   const t0 = Date.now();
   while (Date.now() - t0 < 30_000) {
     const r = await lab.exec(from, ['ping', '-c', '1', '-W', '0.1', to], { okCodes: [0, 1] });

@@ -25,7 +25,7 @@ import { podVmDeviceName } from '../../src/tunnel/wireguard/names.js';
 import { PublicKey } from '../../src/wireguard/keys.js';
 import { UapiClient } from '../../src/wireguard/uapi/client.js';
 import { LAB, Lab } from '../../lab/lab.js';
-import { LabFlow, labTransfer, pingReceived } from '../../lab/flow.js';
+import { LabFlow, labTransfer, pingReceived, rebindingHealMs } from '../../lab/flow.js';
 import { describeLab, labFlowSuite } from './root.js';
 
 const MB4 = 4 * 1024 * 1024;
@@ -289,15 +289,7 @@ describeLab('an IPv6 underlay through a stateful IPv6 firewall, with the sidecar
   });
 
   it('heals a lost firewall state (conntrack flushed) within 2 s in both directions', async () => {
-    const measure = async (from: string, to: string): Promise<number> => {
-      await lab.exec(lab.ns.nat, ['conntrack', '-F', '-f', 'ipv6'], { okCodes: [0, 1] });
-      const t0 = Date.now();
-      while (Date.now() - t0 < 30_000) {
-        const r = await lab.exec(from, ['ping', '-c', '1', '-W', '0.1', to], { okCodes: [0, 1] });
-        if (pingReceived(r.stdout).received === 1) return Date.now() - t0;
-      }
-      return Infinity;
-    };
+    const measure = (from: string, to: string): Promise<number> => rebindingHealMs(lab, from, to, 6);
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     await sleep(1500); // idle first, the hard case
     const vmToWorker = await measure(lab.ns.vmPod, LAB.clientIP6);
