@@ -7,8 +7,7 @@ import { parseApfDocument, parseApfJson, type ApfDocument } from '../src/podnetw
 import { podVmDriver, type TunnelRegistry } from '../src/tunnel/registry.js';
 import { VxlanPodVmDriver } from '../src/tunnel/vxlan/podvm.js';
 import { WireguardPodVmDriver } from '../src/tunnel/wireguard/podvm.js';
-import { versionLine } from '../src/version.js';
-import { fail, makeRuntime, parseFlags } from './wiring.js';
+import { fail, makeRuntime, parseFlags, pickVerb } from './wiring.js';
 
 const DEFAULT_APF = '/run/peerpod/apf.json';
 const DEFAULT_POD_NETNS = '/run/netns/podns';
@@ -104,25 +103,15 @@ async function main(argv: string[]): Promise<void> {
       version: { type: 'boolean' },
     },
   });
-  if (values.version === true) {
-    process.stdout.write(versionLine('peerpod-wg-agent'));
-    return;
-  }
-  const [verb] = positionals;
-  if (values.help === true || verb === undefined || verb === 'help') {
-    process.stdout.write(HELP);
-    return;
-  }
-  if (verb !== 'setup' && verb !== 'teardown') {
-    throw new PeerpodError('EINVAL', `unknown command "${verb}": valid commands are setup, teardown`);
-  }
+  const verb = pickVerb({ name: 'peerpod-wg-agent', help: HELP, verbs: ['setup', 'teardown'] }, values, positionals);
+  if (verb === undefined) return;
   const apf = await loadApf(values.config, values.userdata === true);
   const rt = makeRuntime({
     name: 'peerpod-wg-agent',
     side: 'pod-vm',
-    ...(values['run-dir'] === undefined ? {} : { runDir: values['run-dir'] }),
-    ...(values.backend === undefined ? {} : { backend: values.backend }),
-    ...(values['log-level'] === undefined ? {} : { logLevel: values['log-level'] }),
+    runDir: values['run-dir'],
+    backend: values.backend,
+    logLevel: values['log-level'],
   });
   const registry: TunnelRegistry = {
     wireguard: { podVm: () => new WireguardPodVmDriver({ backend: rt.backend, netns: rt.netns }) },

@@ -17,8 +17,8 @@ import { callSidecar, unwrap } from '../src/sidecar/client.js';
 import { DEFAULT_SOCKET } from '../src/sidecar/config.js';
 import { formatStatusDetail, formatStatusTable, problemRows, tunnelStatus, type TunnelStatus } from '../src/tunnel/status.js';
 import { DEFAULT_KEEPALIVE, DEFAULT_LISTEN_PORT, SETUP_STEPS, type SetupStep } from '../src/tunnel/wireguard/worker.js';
-import { VERSION, versionLine } from '../src/version.js';
-import { fail, makeRuntime, parseFlags } from './wiring.js';
+import { VERSION } from '../src/version.js';
+import { fail, makeRuntime, parseFlags, pickVerb } from './wiring.js';
 import { makeWorker } from './worker-wiring.js';
 
 const HELP = `wgctl: WireGuard tunnels between this worker node and its peer-pod VMs
@@ -155,24 +155,14 @@ async function main(argv: string[]): Promise<void> {
       version: { type: 'boolean' },
     },
   });
-  if (values.version === true) {
-    process.stdout.write(versionLine('wgctl'));
-    return;
-  }
-  const [verb] = positionals;
-  if (values.help === true || verb === undefined || verb === 'help') {
-    process.stdout.write(HELP);
-    return;
-  }
-  if (!['inspect', 'setup', 'teardown', 'status'].includes(verb)) {
-    throw new PeerpodError('EINVAL', `unknown command "${verb}": valid commands are inspect, setup, teardown, status`);
-  }
+  const verb = pickVerb({ name: 'wgctl', help: HELP, verbs: ['inspect', 'setup', 'teardown', 'status'] }, values, positionals);
+  if (verb === undefined) return;
   const rt = makeRuntime({
     name: 'wgctl',
     side: 'worker',
-    ...(values['run-dir'] === undefined ? {} : { runDir: values['run-dir'] }),
-    ...(values.backend === undefined ? {} : { backend: values.backend }),
-    ...(values['log-level'] === undefined ? {} : { logLevel: values['log-level'] }),
+    runDir: values['run-dir'],
+    backend: values.backend,
+    logLevel: values['log-level'],
   });
   const onStep = crashHook();
   const listenPort = intFlag(values['listen-port'], 'WG_PORT', 'listen-port', 1, 65535);

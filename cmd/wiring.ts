@@ -10,6 +10,7 @@ import { netnsFactory, type NetnsFactory } from '../src/netns/netns.js';
 import type { WireGuardBackend } from '../src/wireguard/backend.js';
 import { KernelBackend, kernelWireGuardAvailable } from '../src/wireguard/kernel/backend.js';
 import { DEFAULT_RUN_DIR, UserspaceBackend } from '../src/wireguard/userspace/backend.js';
+import { versionLine } from '../src/version.js';
 
 export interface Runtime {
   backend: WireGuardBackend;
@@ -31,7 +32,15 @@ export function makeLogger(level: string | undefined, name: string, fd: 1 | 2 = 
  */
 export type Side = 'worker' | 'pod-vm';
 
-export function makeRuntime(opts: { runDir?: string; backend?: string; logLevel?: string; name: string; logTo?: 1 | 2; side?: Side }): Runtime {
+/** Absent (or undefined: a flag not given) runDir, backend and logLevel fall back to WG_RUN_DIR, WG_BACKEND and LOG_LEVEL. */
+export function makeRuntime(opts: {
+  runDir?: string | undefined;
+  backend?: string | undefined;
+  logLevel?: string | undefined;
+  name: string;
+  logTo?: 1 | 2;
+  side?: Side;
+}): Runtime {
   const choice = (opts.backend ?? process.env['WG_BACKEND'] ?? 'auto') as BackendChoice;
   if (!['auto', 'userspace', 'kernel'].includes(choice)) {
     throw new PeerpodError('EINVAL', `unknown backend "${String(choice)}": valid backends are auto, userspace, kernel`, {
@@ -72,6 +81,31 @@ export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typ
     }
     throw e;
   }
+}
+
+/**
+ * The verb of a CLI with verbs (wgctl, the agent). Undefined once --version, --help or a missing
+ * verb had it print its version or help: nothing else is to be done. Any other word is EINVAL,
+ * naming the valid verbs.
+ */
+export function pickVerb<V extends string>(
+  cli: { name: string; help: string; verbs: readonly V[] },
+  values: { help?: boolean | undefined; version?: boolean | undefined },
+  positionals: readonly string[],
+): V | undefined {
+  if (values.version === true) {
+    process.stdout.write(versionLine(cli.name));
+    return undefined;
+  }
+  const [verb] = positionals;
+  if (values.help === true || verb === undefined || verb === 'help') {
+    process.stdout.write(cli.help);
+    return undefined;
+  }
+  if (!(cli.verbs as readonly string[]).includes(verb)) {
+    throw new PeerpodError('EINVAL', `unknown command "${verb}": valid commands are ${cli.verbs.join(', ')}`);
+  }
+  return verb as V;
 }
 
 /** Print an error for a person and exit: 2 for bad input, 1 for everything else. */

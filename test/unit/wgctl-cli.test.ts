@@ -59,6 +59,21 @@ describe('every entry point', () => {
     }
   });
 
+  it('wgctl and the agent print their help for --help or no verb, and refuse an unknown verb naming the valid ones', async () => {
+    for (const [name, verbs] of [
+      ['wgctl', 'inspect, setup, teardown, status'],
+      ['peerpod-wg-agent', 'setup, teardown'],
+    ] as const) {
+      for (const args of [['--help'], ['help'], []]) {
+        const r = await realExec([process.execPath, bin(name), ...args], { timeoutMs: 10_000 });
+        expect([name, args, r.code, r.stdout.startsWith(`${name}: `)]).toEqual([name, args, 0, true]);
+      }
+      const bad = await realExec([process.execPath, bin(name), 'frob'], { okCodes: [0, 1, 2], timeoutMs: 10_000 });
+      expect([name, bad.code]).toEqual([name, 2]);
+      expect(bad.stderr).toContain(`unknown command "frob": valid commands are ${verbs}`);
+    }
+  });
+
   it('the sidecar refuses unknown arguments with exit code 2, before it starts anything', async () => {
     for (const args of [['--state-dir', '/tmp/x'], ['serve']]) {
       const r = await realExec([process.execPath, bin('peerpod-wg-sidecar'), ...args], { okCodes: [0, 1, 2], timeoutMs: 10_000 });
