@@ -12,7 +12,7 @@ import { realExec } from '../../src/exec.js';
 import type { WireGuardBackend } from '../../src/wireguard/backend.js';
 import { KernelBackend } from '../../src/wireguard/kernel/backend.js';
 import { UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
-import { CONTRACT_LINE, runBackendContract } from './backend.contract.js';
+import { CONTRACT_LINE, ipWorld, runBackendContract } from './backend.contract.js';
 
 async function main(argv: string[]): Promise<number> {
   const kind = argv[0];
@@ -30,6 +30,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     const results = await runBackendContract({
       backend,
+      world: ipWorld(realExec, peerNetns),
       exec: realExec,
       prefix,
       peerNetns,
