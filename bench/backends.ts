@@ -9,6 +9,7 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../src/exec.js';
+import { realSpawner } from '../src/spawn.js';
 import { LabFlow, pingReceived } from '../lab/flow.js';
 import { Lab } from '../lab/lab.js';
 import { LabSidecar } from '../lab/sidecar-process.js';
@@ -75,9 +76,9 @@ async function measure(backend: Backend, tunnels: number): Promise<MemoryRow> {
   } finally {
     await sidecar.stop('SIGTERM').catch(() => undefined);
     if (backend === 'userspace') {
-      const worker = new UserspaceBackend({ exec: realExec, runDir: sidecar.runDir });
+      const worker = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir: sidecar.runDir });
       for (const id of await readdir(join(dir, 'state', 'pods')).catch(() => [] as string[])) await worker.remove(`pwg${id}`).catch(() => undefined);
-      const vm = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'vm-run') });
+      const vm = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir: join(dir, 'vm-run') });
       for (const f of flows) {
         const key = (f.podNetworkJson['wireguard'] as Record<string, string> | undefined)?.['peer-public-key'];
         if (key !== undefined) await vm.remove(podVmDeviceName(PublicKey.fromBase64(key))).catch(() => undefined);

@@ -10,6 +10,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../src/exec.js';
+import { realSpawner } from '../src/spawn.js';
 import { LAB, Lab } from '../lab/lab.js';
 import { LabFlow, pingReceived } from '../lab/flow.js';
 import { LabSidecar } from '../lab/sidecar-process.js';
@@ -75,8 +76,8 @@ async function scaling(pods: number): Promise<string> {
     ].join('\n');
   } finally {
     await sidecar.stop('SIGTERM').catch(() => undefined);
-    const worker = new UserspaceBackend({ exec: realExec, runDir: sidecar.runDir });
-    const vm = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'vm-run') });
+    const worker = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir: sidecar.runDir });
+    const vm = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir: join(dir, 'vm-run') });
     for (const id of await readdir(join(sidecar.stateDir, 'pods')).catch(() => [] as string[])) await worker.remove(`pwg${id}`).catch(() => undefined);
     for (const f of flows) {
       const wg = f.podNetworkJson['wireguard'] as Record<string, string> | undefined;

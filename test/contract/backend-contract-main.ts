@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
+import { realSpawner } from '../../src/spawn.js';
 import type { WireGuardBackend } from '../../src/wireguard/backend.js';
 import { KernelBackend } from '../../src/wireguard/kernel/backend.js';
 import { UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
@@ -24,7 +25,7 @@ async function main(argv: string[]): Promise<number> {
   const peerNetns = `${prefix}-peer`;
   const runDir = await mkdtemp(join(tmpdir(), `${prefix}-`));
   const backend: WireGuardBackend =
-    kind === 'kernel' ? new KernelBackend({ exec: realExec }) : new UserspaceBackend({ exec: realExec, runDir });
+    kind === 'kernel' ? new KernelBackend({ exec: realExec }) : new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir });
   const port = randomInt(20_000, 40_000);
   await realExec(['ip', 'netns', 'add', peerNetns]);
   try {

@@ -9,6 +9,7 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
+import { realSpawner } from '../../src/spawn.js';
 import { LAB, Lab } from '../../lab/lab.js';
 import { LabFlow, pingReceived, rebindingHealMs } from '../../lab/flow.js';
 import { LabSidecar } from '../../lab/sidecar-process.js';
@@ -78,8 +79,8 @@ describeLab('sidecar (lab, 51 pods)', () => {
 
   afterAll(async () => {
     await stopSidecar('SIGTERM');
-    const worker = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'run') });
-    const vm = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'vm-run') });
+    const worker = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir: join(dir, 'run') });
+    const vm = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir: join(dir, 'vm-run') });
     for (const f of flows) {
       if (f.podNetworkJson['wireguard'] !== undefined) await vm.remove(podVmDeviceName(workerKeyOf(f))).catch(() => undefined);
     }

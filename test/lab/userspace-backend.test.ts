@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError, describeError } from '../../src/errors.js';
 import { realExec } from '../../src/exec.js';
+import { realSpawner } from '../../src/spawn.js';
 import { generateKeyPair } from '../../src/wireguard/keys.js';
 import { UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
 
@@ -97,7 +98,7 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
 
   beforeAll(async () => {
     runDir = await mkdtemp(join(tmpdir(), `${run}-`));
-    backend = new UserspaceBackend({ exec: realExec, runDir });
+    backend = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir });
     await ip('netns', 'add', nsA);
     await ip('netns', 'add', nsB);
   });
@@ -228,7 +229,7 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
     const fake = join(runDir, 'fake-wireguard-go');
     await writeFile(fake, '#!/bin/sh\necho "boom: cannot open /dev/net/tun for $2"\nexit 3\n');
     await chmod(fake, 0o755);
-    const broken = new UserspaceBackend({ exec: realExec, runDir, wireguardGo: fake });
+    const broken = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir, wireguardGo: fake });
     const e = await rejection(broken.create(devX, { mtu: MTU }));
     expect(e.code).toBe('EBACKEND');
     expect(e.message).toContain(`boom: cannot open /dev/net/tun for ${devX}`);
@@ -237,7 +238,7 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
   });
 
   it('fails with EBACKEND when the binary does not exist', async () => {
-    const missing = new UserspaceBackend({ exec: realExec, runDir, wireguardGo: join(runDir, 'no-such-binary') });
+    const missing = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir, wireguardGo: join(runDir, 'no-such-binary') });
     expect((await rejection(missing.create(devX, { mtu: MTU }))).code).toBe('EBACKEND');
   });
 

@@ -18,6 +18,7 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
+import { realSpawner } from '../../src/spawn.js';
 import { LAB, Lab } from '../../lab/lab.js';
 import { LabFlow, pingReceived, rebindingHealMs } from '../../lab/flow.js';
 import { LabSidecar } from '../../lab/sidecar-process.js';
@@ -100,10 +101,10 @@ describeLab(`worker side on the ${BACKEND} backend: status, health, whole-tree r
     await proc?.stop('SIGTERM');
     if (BACKEND === 'userspace') {
       // wireguard-go outlives its sidecar: stop ours by the pid files of this run.
-      const worker = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'run') });
+      const worker = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir: join(dir, 'run') });
       for (const id of await readdir(join(dir, 'state', 'pods')).catch(() => [] as string[])) await worker.remove(`pwg${id}`).catch(() => undefined);
       const key = (flow?.podNetworkJson['wireguard'] as Record<string, string> | undefined)?.['peer-public-key'];
-      const vm = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'vm-run') });
+      const vm = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir: join(dir, 'vm-run') });
       if (key !== undefined) await vm.remove(podVmDeviceName(PublicKey.fromBase64(key))).catch(() => undefined);
     }
     // Kernel devices die with their namespaces.
