@@ -2,8 +2,9 @@
 // output, exit, or run until signalled), and a program nobody registered is refused as the real
 // spawner refuses a missing one (EEXEC naming it). Every process is recorded with its argv,
 // options and the signals it got; a test can make one exit or crash whenever it likes. Output to
-// an open fd is really written there, so a log file fills as with a real process. Starts nothing.
-import { writeSync } from 'node:fs';
+// an open fd is really written there, through the process's own copy of the fd (as a child has),
+// so a log file fills as with a real process, after the caller closed its fd. Starts nothing.
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { PeerpodError } from '../../src/errors.js';
 import { spawnFailed, type OutputSink, type ProcessExit, type SpawnedProcess, type Spawner, type SpawnOptions } from '../../src/spawn.js';
 
@@ -24,10 +25,17 @@ export class FakeProcess implements SpawnedProcess {
   #exit: ProcessExit | null = null;
   #settle!: (e: ProcessExit) => void;
 
+  /** Its own copies of the fds its output goes to, closed when it ends. */
+  readonly #sinks: { stdout: OutputSink; stderr: OutputSink };
+
   constructor(argv: readonly string[], opts: SpawnOptions) {
     this.argv = argv;
     this.opts = opts;
     this.exited = new Promise((r) => (this.#settle = r));
+    // A child inherits a copy of an fd; the caller may close its own right after spawn().
+    const copy = (sink: OutputSink | undefined): OutputSink => (typeof sink === 'number' ? openSync(`/proc/self/fd/${sink}`, 'a') : (sink ?? 'ignore'));
+    const stdout = copy(opts.stdout);
+    this.#sinks = { stdout, stderr: opts.stderr === opts.stdout ? stdout : copy(opts.stderr) };
   }
 
   get exit(): ProcessExit | null {
@@ -53,11 +61,12 @@ export class FakeProcess implements SpawnedProcess {
   /** It prints `text` on stdout or stderr, wherever the options sent that stream. */
   write(stream: 'stdout' | 'stderr', text: string): void {
     if (this.#exit !== null) throw new Error(`FakeProcess ${this.argv.join(' ')} has exited and cannot write`);
-    deliver(this.opts[stream], text);
+    deliver(this.#sinks[stream], text);
   }
 
   #end(e: ProcessExit): void {
     if (this.#exit !== null) return;
+    for (const fd of new Set([this.#sinks.stdout, this.#sinks.stderr])) if (typeof fd === 'number') closeSync(fd);
     this.#exit = e;
     this.#settle(e);
   }
