@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../src/exec.js';
 import { realSpawner } from '../src/spawn.js';
+import { processStat } from '../src/process-identity.js';
 import { LAB, Lab } from '../lab/lab.js';
 import { LabFlow, pingReceived } from '../lab/flow.js';
 import { LabSidecar } from '../lab/sidecar-process.js';
@@ -23,10 +24,11 @@ import { UserspaceBackend } from '../src/wireguard/userspace/backend.js';
 const log = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
 
 async function procStats(pid: number): Promise<{ cpuMs: number; hwmMiB: number }> {
-  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  const stat = (await processStat(pid))?.fields;
+  if (stat === undefined) throw new Error(`no process ${pid}`);
   // utime, stime, cutime, cstime (fields 14-17): our own CPU and that of the ip/nsenter processes
   // it waited for; the detached wireguard-go daemons are not in it.
-  const ticks = Number(stat[11]) + Number(stat[12]) + Number(stat[13]) + Number(stat[14]);
+  const ticks = Number(stat[14 - 3]) + Number(stat[15 - 3]) + Number(stat[16 - 3]) + Number(stat[17 - 3]);
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
   return { cpuMs: ticks * 10, hwmMiB: hwm / 1024 };

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Exec } from '../src/exec.js';
+import { parseProcStat, processStat } from '../src/process-identity.js';
 import type { Lab } from '../lab/lab.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -73,9 +74,9 @@ export function parseGnuTime(text: string): Omit<ProcessCost, 'label'> {
 
 /** utime + stime in clock ticks, from the text of /proc/<pid>/stat. */
 export function parseStatTicks(stat: string): number {
-  // The fields after the last ')' start at field 3 (state); utime and stime are fields 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
+  // utime and stime are fields 14 and 15.
+  const fields = parseProcStat(stat)?.fields ?? [];
+  return Number(fields[14 - 3]) + Number(fields[15 - 3]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -175,8 +176,7 @@ export class ProcessProbe {
     const probes: ProcessProbe[] = [];
     for (const f of files) {
       const pid = Number((await readFile(join(runDir, f), 'utf8')).trim());
-      const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
-      if (Number.isInteger(pid) && comm.trim() === 'wireguard-go') probes.push(new ProcessProbe(pid, name));
+      if (Number.isInteger(pid) && (await processStat(pid))?.comm === 'wireguard-go') probes.push(new ProcessProbe(pid, name));
     }
     return probes;
   }

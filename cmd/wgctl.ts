@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { PeerpodError } from '../src/errors.js';
+import { integerSetting } from '../src/integer-setting.js';
 import { findJsonSyntaxFault } from '../src/podnetwork/json-text.js';
 import { parsePodNetwork, podNetworkToJson } from '../src/podnetwork/schema.js';
 import { StateLock } from '../src/state/lock.js';
@@ -71,12 +72,7 @@ const LOCK_WAIT_MS = 30_000;
 function intFlag(value: string | undefined, env: string, field: string, min: number, max: number): number | undefined {
   const text = value ?? process.env[env];
   if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min || n > max) {
-    const where = value !== undefined ? `--${field}` : env;
-    throw new PeerpodError('EINVAL', `${where} ${JSON.stringify(text)}: expected an integer ${min}-${max}`, { field: where });
-  }
-  return n;
+  return integerSetting(value !== undefined ? `--${field}` : env, text, min, max);
 }
 
 function required(value: string | undefined, flag: string, what: string): string {

@@ -17,7 +17,8 @@ import { PeerpodError } from '../src/errors.js';
 import type { Exec } from '../src/exec.js';
 import { realSpawner, type SpawnedProcess } from '../src/spawn.js';
 import { buildWorkerVmImage, WORKER_SHARE_TAG, type WorkerVmImage } from '../tools/podvm-image/worker-image.js';
-import { isLiveProcess, QemuGuest } from '../src/provider/local/qemu.js';
+import { isLiveProcess } from '../src/process-identity.js';
+import { QemuGuest } from '../src/provider/local/qemu.js';
 import { qemuUnavailable } from './lab-vm.js';
 
 export const VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
@@ -59,10 +60,10 @@ export async function startWorkerVm(opts: StartWorkerVmOptions): Promise<WorkerV
   const stop = async (): Promise<void> => {
     await guest?.stop().catch(() => undefined);
     const p = fsd;
-    if (p !== null && p.exit === null && (await isLiveProcess(p.pid, 'virtiofsd'))) {
+    if (p !== null && p.exit === null && (await isLiveProcess(p.pid, { comm: 'virtiofsd' }))) {
       p.kill('SIGTERM');
       await Promise.race([p.exited, sleep(5_000)]);
-      if (p.exit === null && (await isLiveProcess(p.pid, 'virtiofsd'))) p.kill('SIGKILL');
+      if (p.exit === null && (await isLiveProcess(p.pid, { comm: 'virtiofsd' }))) p.kill('SIGKILL');
     }
     await rm(dir, { recursive: true, force: true });
   };

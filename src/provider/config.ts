@@ -3,6 +3,7 @@
 // environment as a value and returns typed config, or one EINVAL listing every bad variable with what
 // would be valid. Credentials are not config: the AWS SDK finds its own, and an Azure TokenCredential
 // is handed in by whoever builds the provider.
+import { readInteger } from '../integer-setting.js';
 import { Problems } from '../podnetwork/problems.js';
 import { PROVIDER_NAMES, type ProviderName, type TunnelPortRequest } from './provider.js';
 import { readSourceCidr } from './source-cidr.js';
@@ -276,8 +277,8 @@ function pattern(re: RegExp, expected: string): Check<string> {
 
 function integerIn(min: number, max: number): Check<number> {
   return (v) => {
-    const n = /^\d+$/.test(v) ? Number(v) : NaN;
-    return n >= min && n <= max ? n : bad(`${JSON.stringify(v)} is not valid: expected an integer ${min}-${max}`);
+    const r = readInteger(v, min, max);
+    return r.ok ? r.value : bad(r.problem);
   };
 }
 

@@ -3,6 +3,7 @@
 // one is reported at once, by name, with what would be valid. Documented in docs/sidecar.md.
 import { isIP } from 'node:net';
 import { PeerpodError, isPeerpodError } from '../errors.js';
+import { readInteger } from '../integer-setting.js';
 import { TUNNEL_TYPES, type TunnelType } from '../podnetwork/types.js';
 import { DEFAULT_STATE_DIR } from '../state/store.js';
 import { DEFAULT_KEEPALIVE, DEFAULT_LISTEN_PORT } from '../tunnel/wireguard/worker.js';
@@ -42,11 +43,10 @@ export function sidecarConfigFromEnv(env: NodeJS.ProcessEnv): SidecarConfig {
   const int = (name: string, min: number, max: number, dflt?: number): number | undefined => {
     const text = env[name];
     if (text === undefined || text === '') return dflt;
-    if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-      problems.push(`${name}=${JSON.stringify(text)}: expected an integer ${min}-${max}`);
-      return dflt;
-    }
-    return Number(text);
+    const r = readInteger(text, min, max);
+    if (r.ok) return r.value;
+    problems.push(`${name}: ${r.problem}`);
+    return dflt;
   };
   const tunnelType = env['TUNNEL_TYPE'] ?? 'wireguard';
   if (!(TUNNEL_TYPES as readonly string[]).includes(tunnelType)) {
@@ -87,7 +87,8 @@ export function sidecarConfigFromEnv(env: NodeJS.ProcessEnv): SidecarConfig {
     if (!isPeerpodError(e, 'EINVAL')) throw e;
     // One line per variable ("NAME: text"); a variable already reported above (WG_PORT) is not repeated.
     for (const line of e.message.split('\n')) {
-      if (!problems.some((p) => p.startsWith(`${line.split(':')[0] ?? ''}=`))) problems.push(line);
+      const name = line.split(':')[0];
+      if (!problems.some((p) => p.split(/[=:]/)[0] === name)) problems.push(line);
     }
   }
   if (problems.length > 0 || cloudPortRule === undefined) {

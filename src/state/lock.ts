@@ -16,6 +16,7 @@ import { link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError } from '../errors.js';
+import { isLiveProcess, processStartTime } from '../process-identity.js';
 
 export interface LockHolder {
   pid: number;
@@ -35,21 +36,6 @@ export interface AcquireOptions {
 
 export const LOCK_FILE = 'lock';
 
-/** The start time of a live (not zombie) process, or null when there is none. */
-export async function processStartTime(pid: number): Promise<string | null> {
-  let stat: string;
-  try {
-    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  // The fields after the command name, which is in parentheses and may itself hold ')' or spaces.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const state = rest[0];
-  if (state === undefined || state === 'Z' || state === 'X') return null;
-  return rest[19] ?? null; // field 22 is the 20th after the name
-}
-
 function parseHolder(text: string): LockHolder | null {
   try {
     const v = JSON.parse(text) as Partial<LockHolder>;
@@ -60,8 +46,8 @@ function parseHolder(text: string): LockHolder | null {
   }
 }
 
-async function alive(h: LockHolder): Promise<boolean> {
-  return (await processStartTime(h.pid)) === h.startTime;
+function alive(h: LockHolder): Promise<boolean> {
+  return isLiveProcess(h.pid, { startTime: h.startTime });
 }
 
 export function describeHolder(h: LockHolder): string {

@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { realExec } from '../../src/exec.js';
+import { isLiveProcess } from '../../src/process-identity.js';
 import { LAB, Lab } from '../../lab/lab.js';
 import { LabFlow, TRANSFER, pingReceived } from '../../lab/flow.js';
 import { AGENT_INSTALL_DIR } from '../../tools/podvm-image/agent-artifact.js';
@@ -158,9 +159,8 @@ describeQemu('a real pod VM (qemu, kernel WireGuard) through the NAT lab', () =>
     expect((await vm!.provider.deleteInstance(vm!.name)).existed).toBe(false); // idempotent
     expect(existsSync(dir)).toBe(false);
     if (qemuPid !== null) {
-      const stat = await readFile(`/proc/${qemuPid}/stat`, 'utf8').catch(() => '');
       // Gone, or at most a zombie waiting for its reaper.
-      expect(stat === '' || / Z /.test(stat.slice(stat.lastIndexOf(')')))).toBe(true);
+      expect(await isLiveProcess(qemuPid, {})).toBe(false);
     }
     const links = (await realExec(['ip', '-n', lab.ns.vm, '-br', 'link'])).stdout;
     expect(links).not.toContain(tap);

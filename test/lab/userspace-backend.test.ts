@@ -20,15 +20,17 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PeerpodError, describeError } from '../../src/errors.js';
+import { describeError } from '../../src/errors.js';
 import { realExec } from '../../src/exec.js';
 import { realSpawner } from '../../src/spawn.js';
+import { liveThreadCount } from '../../src/process-identity.js';
 import { generateKeyPair } from '../../src/wireguard/keys.js';
 import { UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
+import { caught } from '../support/errors.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) {
@@ -53,34 +55,12 @@ const portA = randomInt(20_000, 40_000);
 const portB = portA + 1;
 const MTU = 1380;
 
-async function rejection(p: Promise<unknown>): Promise<PeerpodError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof PeerpodError) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
-}
-
 const ip = (...args: string[]) => realExec(['ip', ...args], { timeoutMs: 10_000 });
 
 async function linkExists(ns: string | null, dev: string): Promise<boolean> {
   const argv = ns === null ? ['ip', 'link', 'show', 'dev', dev] : ['ip', '-n', ns, 'link', 'show', 'dev', dev];
   const r = await realExec(argv, { okCodes: [0, 1], timeoutMs: 10_000 });
   return r.code === 0;
-}
-
-/** Threads of `pid` that are neither zombie nor dead: 0 once a process has fully exited. */
-async function liveThreads(pid: number): Promise<number> {
-  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
-  const states = await Promise.all(
-    tids.map(async (t) => {
-      const stat = await readFile(`/proc/${pid}/task/${t}/stat`, 'utf8').catch(() => ') X');
-      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    }),
-  );
-  return states.filter((st) => st !== 'Z' && st !== 'X').length;
 }
 
 async function eventually(what: string, check: () => Promise<boolean>, ms = 3_000): Promise<void> {
@@ -119,9 +99,9 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
   });
 
   it('refuses bad names and MTUs before starting anything', async () => {
-    expect((await rejection(backend.create('bad/name', { mtu: MTU }))).code).toBe('EINVAL');
-    expect((await rejection(backend.create('a'.repeat(16), { mtu: MTU }))).code).toBe('EINVAL');
-    expect((await rejection(backend.create(devX, { mtu: 20 }))).code).toBe('EINVAL');
+    expect((await caught(backend.create('bad/name', { mtu: MTU }))).code).toBe('EINVAL');
+    expect((await caught(backend.create('a'.repeat(16), { mtu: MTU }))).code).toBe('EINVAL');
+    expect((await caught(backend.create(devX, { mtu: 20 }))).code).toBe('EINVAL');
     expect(await backend.pidOf(devX)).toBeNull();
   });
 
@@ -192,15 +172,15 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
   });
 
   it('a configure or get against a missing device is ENOTFOUND', async () => {
-    const e = await rejection(backend.configure(devX, { listenPort: 1 }));
+    const e = await caught(backend.configure(devX, { listenPort: 1 }));
     expect(e.code).toBe('ENOTFOUND');
     expect(e.context.iface).toBe(devX);
-    expect((await rejection(backend.device(devX))).code).toBe('ENOTFOUND');
+    expect((await caught(backend.device(devX))).code).toBe('ENOTFOUND');
   });
 
   it('a set the daemon refuses is EUAPI with its errno (listen port taken)', async () => {
     await backend.create(devC, { mtu: MTU });
-    const e = await rejection(backend.configure(devC, { listenPort: portA }));
+    const e = await caught(backend.configure(devC, { listenPort: portA }));
     expect(e.code).toBe('EUAPI');
     expect(e.context.errno).toBe(-98);
     await backend.remove(devC);
@@ -215,7 +195,7 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
     await eventually(`${devC} daemon dead`, async () => (await backend.pidOf(devC)) === null);
     expect(existsSync(backend.socketPath(devC))).toBe(true); // SIGKILL leaves the socket file
     // A dying daemon may still accept and then reset a connection (EUAPI); then comes ECONNREFUSED.
-    await eventually(`${devC} refuses connections`, async () => (await rejection(backend.device(devC))).code === 'ENOTFOUND');
+    await eventually(`${devC} refuses connections`, async () => (await caught(backend.device(devC))).code === 'ENOTFOUND');
 
     await backend.create(devC, { mtu: MTU });
     const second = await backend.pidOf(devC);
@@ -230,7 +210,7 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
     await writeFile(fake, '#!/bin/sh\necho "boom: cannot open /dev/net/tun for $2"\nexit 3\n');
     await chmod(fake, 0o755);
     const broken = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir, wireguardGo: fake });
-    const e = await rejection(broken.create(devX, { mtu: MTU }));
+    const e = await caught(broken.create(devX, { mtu: MTU }));
     expect(e.code).toBe('EBACKEND');
     expect(e.message).toContain(`boom: cannot open /dev/net/tun for ${devX}`);
     expect(e.context.exitCode).toBe(3);
@@ -239,7 +219,7 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
 
   it('fails with EBACKEND when the binary does not exist', async () => {
     const missing = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir, wireguardGo: join(runDir, 'no-such-binary') });
-    expect((await rejection(missing.create(devX, { mtu: MTU }))).code).toBe('EBACKEND');
+    expect((await caught(missing.create(devX, { mtu: MTU }))).code).toBe('EBACKEND');
   });
 
   it('remove() stops the daemon, and its moved TUN, socket and pid file go with it; twice is fine', async () => {
@@ -248,7 +228,7 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 3_00
     await backend.remove(devA);
     await backend.remove(devA);
     expect(await backend.pidOf(devA)).toBeNull();
-    expect(await liveThreads(pid!)).toBe(0); // gone for good, not just exiting
+    expect(await liveThreadCount(pid!)).toBe(0); // gone for good, not just exiting
     expect(existsSync(backend.socketPath(devA))).toBe(false);
     expect(existsSync(backend.pidFile(devA))).toBe(false);
     await eventually(`${devA} gone from ${nsA}`, async () => !(await linkExists(nsA, devA)));

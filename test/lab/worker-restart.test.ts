@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
 import { realSpawner } from '../../src/spawn.js';
+import { processStat } from '../../src/process-identity.js';
 import { LAB, Lab } from '../../lab/lab.js';
 import { LabFlow, pingReceived, rebindingHealMs } from '../../lab/flow.js';
 import { LabSidecar } from '../../lab/sidecar-process.js';
@@ -161,7 +162,7 @@ describeLab(`worker side on the ${BACKEND} backend: status, health, whole-tree r
     const killed = [proc.pid!];
     for (const f of (await readdir(proc.runDir).catch(() => [] as string[])).filter((n) => n.endsWith('.pid'))) {
       const pid = Number((await readFile(join(proc.runDir, f), 'utf8')).trim());
-      if ((await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() === 'wireguard-go') {
+      if ((await processStat(pid))?.comm === 'wireguard-go') {
         process.kill(pid, 'SIGKILL');
         killed.push(pid);
       }

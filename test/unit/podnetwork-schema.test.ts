@@ -1,7 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
-import { PeerpodError } from '../../src/errors.js';
 import {
   apfDocumentToJson,
   parseApfDocument,
@@ -11,6 +10,7 @@ import {
   type PodNetwork,
 } from '../../src/podnetwork/schema.js';
 import { PublicKey, SecretKey } from '../../src/wireguard/keys.js';
+import { thrown } from '../support/errors.js';
 
 type Json = Record<string, unknown>;
 
@@ -56,16 +56,6 @@ function dualStackDoc(): Json {
   const doc = wireguardDoc();
   wg(doc)['extra-pod-ips'] = ['FD00:10:244:1::15/64'];
   return doc;
-}
-
-function errorOf(f: () => unknown): PeerpodError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof PeerpodError) return e;
-    throw e;
-  }
-  throw new Error('expected a PeerpodError, but nothing was thrown');
 }
 
 /** Whether any 12 consecutive characters of `secret` appear in `text`. */
@@ -250,21 +240,21 @@ describe('good documents', () => {
   });
 
   it('takes only the tunnel types it is told it can set up', () => {
-    const e = errorOf(() => parseApfDocument(vxlanDoc(), { tunnelTypes: ['wireguard'] }));
+    const e = thrown(() => parseApfDocument(vxlanDoc(), { tunnelTypes: ['wireguard'] }));
     expect(e.message).toBe('pod-network.tunnel-type: unknown tunnel type "vxlan": valid types are wireguard');
   });
 
   it("reads a wireguard section without the VM's private key only when told it is optional (the worker's setup)", () => {
     const doc = wireguardDoc();
     delete wg(doc)['private-key'];
-    expect(errorOf(() => parsePodNetwork(net(doc))).message).toMatch(/^pod-network\.wireguard\.private-key: missing/);
+    expect(thrown(() => parsePodNetwork(net(doc))).message).toMatch(/^pod-network\.wireguard\.private-key: missing/);
     const p = parsePodNetwork(net(doc), { vmPrivateKey: 'optional' });
     if (p.tunnel.type !== 'wireguard') throw new Error('expected a wireguard tunnel');
     expect(p.tunnel.privateKey).toBeUndefined();
     expect(p.tunnel.peerPublicKey.toBase64()).toBe(WORKER_PUBLIC);
     expect((podNetworkToJson(p)['wireguard'] as Json)['private-key']).toBeUndefined();
     wg(doc)['private-key'] = 'not-a-key';
-    expect(errorOf(() => parsePodNetwork(net(doc), { vmPrivateKey: 'optional' })).message).toMatch(/wireguard\.private-key/);
+    expect(thrown(() => parsePodNetwork(net(doc), { vmPrivateKey: 'optional' })).message).toMatch(/wireguard\.private-key/);
   });
 });
 
@@ -348,7 +338,7 @@ describe('bad documents', () => {
   it.each(bad)('$name', ({ base = wireguardDoc, mutate, field, fragment }) => {
     const doc = base();
     mutate(doc);
-    const e = errorOf(() => parseApfDocument(doc));
+    const e = thrown(() => parseApfDocument(doc));
     expect(e.code).toBe('EINVAL');
     expect(e.context.field).toBe(field);
     // Each row breaks one field, so exactly one problem is reported, on one line.
@@ -365,7 +355,7 @@ describe('bad documents', () => {
     net(doc).mtu = 10;
     wg(doc)['private-key'] = VM_PRIVATE.slice(0, 30);
     wg(doc)['listen-port'] = 70000;
-    const e = errorOf(() => parseApfJson(JSON.stringify(doc), '/run/peerpod/apf.json'));
+    const e = thrown(() => parseApfJson(JSON.stringify(doc), '/run/peerpod/apf.json'));
     expect(e.context).toMatchObject({ op: 'parse-apf', source: '/run/peerpod/apf.json', field: 'pod-network.podip' });
     expect(e.message.split('\n').map((line) => line.split(':')[0])).toEqual([
       'pod-network.podip',
@@ -381,7 +371,7 @@ describe('bad documents', () => {
     const doc = wireguardDoc();
     net(doc)['tunnel-type'] = 'wg';
     wg(doc)['listen-port'] = 0;
-    const e = errorOf(() => parseApfDocument(doc));
+    const e = thrown(() => parseApfDocument(doc));
     expect(e.message).toBe(
       'pod-network.tunnel-type: unknown tunnel type "wg": valid types are vxlan, wireguard\n' +
         'pod-network.wireguard.listen-port: 0 is not a valid port: expected an integer 1-65535',
@@ -389,9 +379,9 @@ describe('bad documents', () => {
   });
 
   it('names paths in CAA spelling when parsing pod-network alone', () => {
-    const e = errorOf(() => parsePodNetwork({ ...net(wireguardDoc()), mtu: 'big' }));
+    const e = thrown(() => parsePodNetwork({ ...net(wireguardDoc()), mtu: 'big' }));
     expect(e.context).toMatchObject({ op: 'parse-pod-network', field: 'pod-network.mtu' });
-    expect(errorOf(() => parsePodNetwork('x')).message).toBe(
+    expect(thrown(() => parsePodNetwork('x')).message).toBe(
       'pod-network: "x" is not a valid object: expected an object with podip, interface, tunnel-type, mtu, …',
     );
   });
@@ -420,7 +410,7 @@ describe('bad JSON text', () => {
   ];
 
   it.each(rows)('$name', ({ text, line, column, fragment }) => {
-    const e = errorOf(() => parseApfJson(text, '/media/cidata/user-data'));
+    const e = thrown(() => parseApfJson(text, '/media/cidata/user-data'));
     expect(e.code).toBe('EINVAL');
     expect(e.message).toBe(`/media/cidata/user-data: not valid JSON at line ${line}, column ${column}: ${fragment}`);
     expect(e.context).toMatchObject({ op: 'parse-apf', source: '/media/cidata/user-data', line, column });
@@ -429,7 +419,7 @@ describe('bad JSON text', () => {
   });
 
   it('says the document is not an object when it is valid JSON of another shape', () => {
-    const e = errorOf(() => parseApfJson('[]', 'apf.json'));
+    const e = thrown(() => parseApfJson('[]', 'apf.json'));
     expect(e.message).toBe('apf.json: an array is not a valid object: expected an object with pod-network');
     expect(e.context.field).toBe('apf.json');
   });

@@ -21,6 +21,7 @@ import { AWS_USERDATA_LIMIT, createAwsProvider } from '../../src/provider/aws/in
 import { APF_JSON_PATH, cloudConfigForApf } from '../../src/podnetwork/cloud-init.js';
 import type { AwsProviderConfig } from '../../src/provider/config.js';
 import type { CloudProvider } from '../../src/provider/provider.js';
+import { caught } from '../support/errors.js';
 
 const APF = readFileSync(new URL('../../../test/fixtures/podnetwork/apf-wireguard.json', import.meta.url), 'utf8');
 const WORKER_CIDR = '203.0.113.7/32';
@@ -70,16 +71,6 @@ function running(id: string, extra: Partial<Instance> = {}): { Reservations: { I
 function decodeUserData(base64: string | undefined): { text: string; doc: { write_files: Record<string, unknown>[] } } {
   const text = Buffer.from(base64 ?? '', 'base64').toString('utf8');
   return { text, doc: parse(text) as { write_files: Record<string, unknown>[] } };
-}
-
-async function caught(p: Promise<unknown>): Promise<PeerpodError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof PeerpodError) return e;
-    throw e;
-  }
-  throw new Error('expected a PeerpodError');
 }
 
 beforeEach(() => {

@@ -12,6 +12,7 @@ import type { AzureProviderConfig } from '../../src/provider/config.js';
 import { AZURE_USERDATA_LIMIT, createAzureProvider, parseArmId } from '../../src/provider/azure/index.js';
 import type { CloudProvider } from '../../src/provider/provider.js';
 import { FakeArm, SUB, credential, type Json } from './fake-arm.js';
+import { caught } from '../support/errors.js';
 
 const APF = readFileSync(new URL('../../../test/fixtures/podnetwork/apf-wireguard.json', import.meta.url), 'utf8');
 const ARM = 'https://management.azure.com';
@@ -40,16 +41,6 @@ const CONFIG: AzureProviderConfig = {
 let arm: FakeArm;
 function provider(config: Partial<AzureProviderConfig> = {}): CloudProvider {
   return createAzureProvider({ ...CONFIG, ...config }, { credential, httpClient: arm, maxRetries: 0 });
-}
-
-async function caught(p: Promise<unknown>): Promise<PeerpodError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof PeerpodError) return e;
-    throw e;
-  }
-  throw new Error('expected a PeerpodError');
 }
 
 beforeEach(() => {

@@ -5,7 +5,6 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { PeerpodError } from '../../src/errors.js';
 import { apfDocumentToJson, parseApfJson } from '../../src/podnetwork/schema.js';
 import {
   APF_JSON_PATH,
@@ -14,19 +13,10 @@ import {
   cloudConfigForApf,
   cloudConfigObject,
 } from '../../src/podnetwork/cloud-init.js';
+import { thrown } from '../support/errors.js';
 
 const APF = readFileSync(new URL('../../../test/fixtures/podnetwork/apf-wireguard.json', import.meta.url), 'utf8');
 const VXLAN = readFileSync(new URL('../../../test/fixtures/podnetwork/apf-vxlan.json', import.meta.url), 'utf8');
-
-function thrown(f: () => unknown): PeerpodError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof PeerpodError) return e;
-    throw e;
-  }
-  throw new Error('expected a PeerpodError');
-}
 
 describe('cloudConfigForApf', () => {
   it('is "#cloud-config" and one write_files entry that puts apf.json in place, parsed back exactly', () => {

@@ -2,10 +2,10 @@
 // variable reported at once with its name and what is valid, and the worker CIDR rules (no
 // 0.0.0.0/0 unless asked for, canonical form, no host bits).
 import { describe, expect, it } from '@jest/globals';
-import { PeerpodError } from '../../src/errors.js';
 import { DEFAULT_WG_PORT, firewallConfigFromEnv, providerConfigFromEnv, tunnelPortRequest, type Env } from '../../src/provider/config.js';
 import { readSourceCidr } from '../../src/provider/source-cidr.js';
 import { DEFAULT_LISTEN_PORT } from '../../src/tunnel/wireguard/worker.js';
+import { thrown } from '../support/errors.js';
 
 const SUB = '00000000-0000-0000-0000-0000000000a1';
 const AWS: Env = {
@@ -26,16 +26,6 @@ const AZURE: Env = {
   AZURE_SSH_PUBLIC_KEY: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host\n',
   WG_WORKER_CIDR: '203.0.113.7',
 };
-
-function thrown(f: () => unknown): PeerpodError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof PeerpodError) return e;
-    throw e;
-  }
-  throw new Error('expected a PeerpodError');
-}
 
 describe('providerConfigFromEnv', () => {
   it('reads AWS config with CAA defaults', () => {

@@ -42,9 +42,9 @@ describe('sidecar configuration from the environment', () => {
 
   it.each([
     [{ TUNNEL_TYPE: 'ipsec' }, /TUNNEL_TYPE="ipsec": unknown tunnel type: valid types are vxlan, wireguard/],
-    [{ WG_PORT: '70000' }, /WG_PORT="70000": expected an integer 1-65535/],
-    [{ WG_KEEPALIVE: '-1' }, /WG_KEEPALIVE="-1"/],
-    [{ WG_MTU: '500' }, /WG_MTU="500": expected an integer 1280-65535/],
+    [{ WG_PORT: '70000' }, /WG_PORT: "70000" is not valid: expected an integer 1-65535/],
+    [{ WG_KEEPALIVE: '-1' }, /WG_KEEPALIVE: "-1" is not valid: expected an integer 0-65535/],
+    [{ WG_MTU: '500' }, /WG_MTU: "500" is not valid: expected an integer 1280-65535/],
     [{ WG_METRICS_ADDR: 'localhost:9586' }, /WG_METRICS_ADDR.*expected ip:port/],
     [{ WG_STATE_DIR: 'state' }, /WG_STATE_DIR="state": expected an absolute path/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL="loud"/],
@@ -67,7 +67,7 @@ describe('sidecar configuration from the environment', () => {
   it('lists the cloud firewall variables with the others, each once', () => {
     const env = { CLOUD_PROVIDER: 'aws', AWS_SG_IDS: 'sg-0123456789abcdef0', WG_WORKER_CIDR: '203.0.113.7', WG_PORT: '0', LOG_LEVEL: 'loud' };
     expect(() => sidecarConfigFromEnv(env)).toThrow(
-      'invalid sidecar configuration:\n  LOG_LEVEL="loud": valid levels are fatal, error, warn, info, debug, trace, silent\n  WG_PORT="0": expected an integer 1-65535\n  AWS_REGION: missing: expected a region such as eu-west-1',
+      'invalid sidecar configuration:\n  LOG_LEVEL="loud": valid levels are fatal, error, warn, info, debug, trace, silent\n  WG_PORT: "0" is not valid: expected an integer 1-65535\n  AWS_REGION: missing: expected a region such as eu-west-1',
     );
   });
 });

@@ -7,7 +7,8 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { processStartTime, StateLock } from '../../src/state/lock.js';
+import { processStartTime } from '../../src/process-identity.js';
+import { StateLock } from '../../src/state/lock.js';
 
 const LOCK_MODULE = fileURLToPath(new URL('../../src/state/lock.js', import.meta.url));
 

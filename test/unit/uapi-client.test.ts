@@ -9,6 +9,7 @@ import { PeerpodError } from '../../src/errors.js';
 import { PublicKey } from '../../src/wireguard/keys.js';
 import { UapiClient, assertDeviceName } from '../../src/wireguard/uapi/client.js';
 import { encodeSet } from '../../src/wireguard/uapi/codec.js';
+import { caught } from '../support/errors.js';
 
 type Behaviour = (request: string, socket: Socket) => void;
 
@@ -31,16 +32,6 @@ async function fakeDaemon(name: string, behaviour: Behaviour): Promise<void> {
   });
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(join(dir, `${name}.sock`), resolve));
-}
-
-async function rejection(p: Promise<unknown>): Promise<PeerpodError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof PeerpodError) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
 }
 
 const PK = '58402e695ba1772b1cc9309755f043251ea77fdcf10fbe63989ceb7e19321376';
@@ -93,52 +84,52 @@ describe('UapiClient', () => {
   });
 
   it('turns a refusal into EUAPI with the errno', async () => {
-    const e = await rejection(client.set('refuses', { listenPort: 1 }));
+    const e = await caught(client.set('refuses', { listenPort: 1 }));
     expect(e.code).toBe('EUAPI');
     expect(e.context).toMatchObject({ errno: -98, iface: 'refuses' });
   });
 
   it('validates the config before it connects', async () => {
     const before = requests.length;
-    const e = await rejection(client.set('ok', { listenPort: 70000 }));
+    const e = await caught(client.set('ok', { listenPort: 70000 }));
     expect(e.code).toBe('EINVAL');
     expect(requests.length).toBe(before);
   });
 
   it('gives ENOTFOUND when there is no socket', async () => {
-    const e = await rejection(client.get('nothere'));
+    const e = await caught(client.get('nothere'));
     expect(e.code).toBe('ENOTFOUND');
     expect(e.context.iface).toBe('nothere');
   });
 
   it('gives ENOTFOUND for a stale socket file (connection refused)', async () => {
-    const e = await rejection(client.set('stale', {}));
+    const e = await caught(client.set('stale', {}));
     expect(e.code).toBe('ENOTFOUND');
     expect(e.message).toMatch(/ECONNREFUSED/);
   });
 
   it('times out on a daemon that never answers', async () => {
     const t0 = Date.now();
-    const e = await rejection(client.get('silent'));
+    const e = await caught(client.get('silent'));
     expect(e.code).toBe('EUAPI');
     expect(e.message).toMatch(/did not answer within 300 ms/);
     expect(Date.now() - t0).toBeLessThan(2_000);
   });
 
   it('reports an answer cut short', async () => {
-    const e = await rejection(client.get('hangsup'));
+    const e = await caught(client.get('hangsup'));
     expect(e.code).toBe('EUAPI');
     expect(e.message).toMatch(/blank line/);
   });
 
   it('refuses bytes after the end of an answer', async () => {
-    const e = await rejection(client.set('chatty', {}));
+    const e = await caught(client.set('chatty', {}));
     expect(e.code).toBe('EUAPI');
   });
 
   it.each(['', 'a'.repeat(16), '../etc', 'wg 0', 'wg/0', '.', '..', 'wg0\n'])('refuses device name %j', async (name) => {
     expect(() => assertDeviceName(name)).toThrow(PeerpodError);
-    expect((await rejection(client.get(name))).code).toBe('EINVAL');
+    expect((await caught(client.get(name))).code).toBe('EINVAL');
   });
 
   it.each(['wg0', 'a'.repeat(15), 'pod-1.eth_0'])('accepts device name %j', (name) => {

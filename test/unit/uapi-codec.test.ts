@@ -7,25 +7,16 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { peerDefaults } from '../../src/wireguard/config.js';
 import { format } from 'node:util';
-import { PeerpodError, isPeerpodError } from '../../src/errors.js';
+import { isPeerpodError } from '../../src/errors.js';
 import type { Device, DeviceConfig, Peer, PeerConfig } from '../../src/wireguard/config.js';
 import { PublicKey, SecretKey } from '../../src/wireguard/keys.js';
 import { GET_REQUEST, encodeSet, isCidr, parseEndpoint, parseErrno, parseGet } from '../../src/wireguard/uapi/codec.js';
+import { thrown } from '../support/errors.js';
 
 const fixtureDir = fileURLToPath(new URL('../../../test/fixtures/uapi/', import.meta.url));
 const fixture = (name: string): string => readFileSync(`${fixtureDir}${name}`, 'utf8');
 
 const ZERO = '0'.repeat(64);
-
-function thrown(fn: () => unknown): PeerpodError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof PeerpodError) return e;
-    throw e;
-  }
-  throw new Error('expected a PeerpodError, nothing was thrown');
-}
 
 // ---------------------------------------------------------------------------------------------
 // A test-only model of wireguard-go's set handling (device/uapi.go, IpcSetOperation): written from

@@ -9,10 +9,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PeerpodError } from '../../src/errors.js';
 import { cloudConfigForApf } from '../../src/podnetwork/cloud-init.js';
 import { fetchApfFromUserdata } from '../../src/userdata/fetch.js';
 import { awsImdsV2Source, azureImdsSource, caaUserdataSources, noCloudSource, type UserdataSource } from '../../src/userdata/sources.js';
+import { caught } from '../support/errors.js';
 
 const USERDATA = '#cloud-config\nwrite_files:\n  - path: /run/peerpod/apf.json\n    content: "{}"\n';
 
@@ -107,16 +107,6 @@ afterAll(async () => {
   await aws.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function caught(p: Promise<unknown>): Promise<PeerpodError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof PeerpodError) return e;
-    throw e;
-  }
-  throw new Error('expected a PeerpodError');
-}
 
 describe('the fake metadata services behave like the real ones', () => {
   it('Azure refuses a request without the Metadata header', async () => {

@@ -41,6 +41,15 @@ describe('wgctl working directly', () => {
   });
 });
 
+describe('wgctl integer settings', () => {
+  it('refuses a bad one with exit code 2, naming the flag or variable and what is valid', async () => {
+    const flag = await wgctl(['inspect', '--netns', '/run/netns/pwt-none', '--listen-port', '70000']);
+    expect([flag.code, flag.stderr]).toEqual([2, expect.stringContaining('--listen-port: "70000" is not valid: expected an integer 1-65535')]);
+    const env = await wgctl(['inspect', '--netns', '/run/netns/pwt-none'], { WG_KEEPALIVE: '-1' });
+    expect([env.code, env.stderr]).toEqual([2, expect.stringContaining('WG_KEEPALIVE: "-1" is not valid: expected an integer 0-65535')]);
+  });
+});
+
 describe('every entry point', () => {
   it('prints its version from package.json', async () => {
     const { version } = JSON.parse(await readFile(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version: string };

@@ -20,6 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError } from '../../errors.js';
 import type { Exec } from '../../exec.js';
 import type { Spawner } from '../../spawn.js';
+import { isLiveProcess } from '../../process-identity.js';
 import type { PodVmImage } from './guest-protocol.js';
 import {
   checkInstanceName,
@@ -31,7 +32,7 @@ import {
   type TunnelPortRequest,
   type TunnelPortResult,
 } from '../provider.js';
-import { CONTROL_PORT_NAME, DEFAULT_GUEST_MIB, QEMU, QemuGuest, isLiveProcess } from './qemu.js';
+import { CONTROL_PORT_NAME, DEFAULT_GUEST_MIB, QEMU, QemuGuest } from './qemu.js';
 import { writeSeedIso } from './seed.js';
 
 export interface LocalNetwork {
@@ -252,11 +253,7 @@ export function prefixToMask(prefix: number): string {
  * command line names this instance's folder, so a reused pid is never signalled.
  */
 async function stopRecordedQemu(pid: number, dir: string): Promise<void> {
-  const ours = async (): Promise<boolean> => {
-    if (!(await isLiveProcess(pid, QEMU))) return false;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    return cmdline.split('\0').some((a) => a.includes(dir));
-  };
+  const ours = (): Promise<boolean> => isLiveProcess(pid, { comm: QEMU, args: (argv) => argv.some((a) => a.includes(dir)) });
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     if (!(await ours())) return;
     process.kill(pid, signal);

@@ -9,11 +9,11 @@
 // host RSS near 230 MB. Building the image and the seed, and the TAP's lifetime, are
 // local-provider.ts's job.
 import { existsSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError } from '../../errors.js';
 import type { ProcessExit, SpawnedProcess, Spawner } from '../../spawn.js';
+import { isLiveProcess } from '../../process-identity.js';
 import { AGENT_FAILED, AGENT_READY, CONTROL_PROTOCOL, GUEST_ERROR, MARK } from './guest-protocol.js';
 
 export const QEMU = 'qemu-system-x86_64';
@@ -116,18 +116,6 @@ export function qemuArgv(o: Omit<QemuGuestOptions, 'spawner'>, accel: 'kvm' | 't
   }
   argv.push('-device', 'virtio-rng-pci', '-no-reboot');
   return argv;
-}
-
-/** Whether `pid` is alive (not a zombie) and its command name starts with `comm`. */
-export async function isLiveProcess(pid: number, comm: string): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return name === comm.slice(0, 15) && state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
 }
 
 export class QemuGuest {
@@ -352,12 +340,12 @@ export class QemuGuest {
       ['SIGKILL', 5_000],
     ] as const) {
       // Until ip has exec'd qemu, the pid is still called ip; either way it is our unreaped child.
-      if (this.#exit !== null || !((await isLiveProcess(child.pid, QEMU)) || (await isLiveProcess(child.pid, 'ip')))) break;
+      if (this.#exit !== null || !((await isLiveProcess(child.pid, { comm: QEMU })) || (await isLiveProcess(child.pid, { comm: 'ip' })))) break;
       child.kill(signal);
       const deadline = Date.now() + graceMs;
       while (this.#exit === null && Date.now() < deadline) await this.#changed(100);
     }
-    if (this.#exit === null && (await isLiveProcess(child.pid, QEMU))) {
+    if (this.#exit === null && (await isLiveProcess(child.pid, { comm: QEMU }))) {
       throw new PeerpodError('EBACKEND', `qemu (pid ${child.pid}) did not exit, not even after SIGKILL`, { op: 'stop', pid: child.pid });
     }
   }

@@ -21,6 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError, isPeerpodError } from '../../errors.js';
 import type { Exec } from '../../exec.js';
 import type { Spawner } from '../../spawn.js';
+import { isLiveProcess, liveThreadCount, processArgs, processStat } from '../../process-identity.js';
 import type { WireGuardBackend, CreateOptions, Where } from '../backend.js';
 import type { Device, DeviceConfig } from '../config.js';
 import { DEFAULT_SOCKET_DIR, UapiClient, assertDeviceName } from '../uapi/client.js';
@@ -325,21 +326,7 @@ export class UserspaceBackend implements WireGuardBackend {
    * one of its arguments, and it is not a zombie (a reparented daemon may wait long for its reaper).
    */
   async #isDaemon(pid: number, name: string): Promise<boolean> {
-    try {
-      const [comm, cmdline, stat] = await Promise.all([
-        readFile(`/proc/${pid}/comm`, 'utf8'),
-        readFile(`/proc/${pid}/cmdline`, 'utf8'),
-        readFile(`/proc/${pid}/stat`, 'utf8'),
-      ]);
-      // comm is the executable's base name, cut to 15 characters by the kernel.
-      if (comm.trim() !== basename(this.#wireguardGo).slice(0, 15)) return false;
-      if (!cmdline.split('\0').slice(1).includes(name)) return false;
-      // The state follows the last ')' (the command name in parentheses may itself contain one).
-      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-      return state !== 'Z' && state !== 'X' && state !== '';
-    } catch {
-      return false;
-    }
+    return isLiveProcess(pid, { comm: basename(this.#wireguardGo), args: (argv) => argv.slice(1).includes(name) });
   }
 
   /**
@@ -348,39 +335,14 @@ export class UserspaceBackend implements WireGuardBackend {
    * when none is left is the device really gone and its name free again.
    */
   async #hasLiveThreads(pid: number): Promise<boolean> {
-    let tids: string[];
-    try {
-      tids = await readdir(`/proc/${pid}/task`);
-    } catch {
-      return false;
-    }
-    const states = await Promise.all(
-      tids.map(async (tid) => {
-        try {
-          const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-          return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-        } catch {
-          return 'X';
-        }
-      }),
-    );
-    return states.some((st) => st !== 'Z' && st !== 'X');
+    return (await liveThreadCount(pid)) > 0;
   }
 
   /** A wireguard-go in the middle of exiting: main thread a zombie or its memory (argv) released. */
   async #isExiting(pid: number): Promise<boolean> {
-    try {
-      const [comm, cmdline, stat] = await Promise.all([
-        readFile(`/proc/${pid}/comm`, 'utf8'),
-        readFile(`/proc/${pid}/cmdline`, 'utf8'),
-        readFile(`/proc/${pid}/stat`, 'utf8'),
-      ]);
-      if (comm.trim() !== basename(this.#wireguardGo).slice(0, 15)) return false;
-      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-      return (cmdline === '' || state === 'Z') && (await this.#hasLiveThreads(pid));
-    } catch {
-      return false;
-    }
+    const [stat, argv] = await Promise.all([processStat(pid), processArgs(pid)]);
+    if (stat === null || argv === null || stat.comm !== basename(this.#wireguardGo).slice(0, 15)) return false;
+    return (argv.length === 0 || stat.state === 'Z') && (await this.#hasLiveThreads(pid));
   }
 
   async #waitGone(pid: number, ms: number): Promise<boolean> {
