@@ -138,15 +138,8 @@ export class IprouteNetns implements Netns {
     }
   }
 
-  /**
-   * Apply several `ip` commands in one process. Stops at the first failing line, and names it.
-   * A batch line cannot carry `-6`, so commands that need a family (rules, default routes) are
-   * batched per family.
-   */
   async batch(commands: readonly (readonly string[])[], op: string, iface?: string, family?: 4 | 6): Promise<void> {
-    if (commands.length === 0) return;
-    const script = commands.map((c) => c.map(quoteBatchWord).join(' ')).join('\n') + '\n';
-    await this.run(['ip', ...(family === undefined ? [] : [`-${family}`]), '-batch', '-'], op, iface, script);
+    return ipBatch(this, commands, op, iface, family);
   }
 
   /**
@@ -208,20 +201,11 @@ export class IprouteNetns implements Netns {
   }
 
   async readSysctl(key: string): Promise<string> {
-    const out = await this.run(['cat', sysctlPath(key)], `read sysctl ${key}`);
-    return out.trim();
+    return readSysctlIn(this, key);
   }
 
-  /**
-   * Write sysctls in one process. Keys are dotted names (net.ipv4.conf.eth0.rp_filter); the values
-   * are written inside this namespace, where /proc/sys/net shows the namespace's own settings.
-   */
   async writeSysctls(values: Readonly<Record<string, string | number>>, iface?: string): Promise<void> {
-    const entries = Object.entries(values);
-    if (entries.length === 0) return;
-    // One `sh -c` would need a shell; instead sysctl(8) takes several assignments in one call.
-    const args = entries.map(([k, v]) => `${k}=${String(v)}`);
-    await this.run(['sysctl', '-q', '-w', ...args], `write sysctl ${args.join(' ')}`, iface);
+    return writeSysctlsIn(this, values, iface);
   }
 
   /** iptables, or ip6tables with `family` 6. */
@@ -277,6 +261,39 @@ export async function ipv6UnavailableIn(ns: Netns): Promise<string | null> {
     return 'the kernel has no IPv6 (booted with ipv6.disable=1, or built without it)';
   }
   return disabled === '0' ? null : 'net.ipv6.conf.default.disable_ipv6 is 1';
+}
+
+/**
+ * Apply several `ip` commands in one process. Stops at the first failing line, and names it.
+ * A batch line cannot carry `-6`, so commands that need a family (rules, default routes) are
+ * batched per family.
+ */
+export async function ipBatch(
+  ns: Netns,
+  commands: readonly (readonly string[])[],
+  op: string,
+  iface?: string,
+  family?: 4 | 6,
+): Promise<void> {
+  if (commands.length === 0) return;
+  const script = commands.map((c) => c.map(quoteBatchWord).join(' ')).join('\n') + '\n';
+  await ns.run(['ip', ...(family === undefined ? [] : [`-${family}`]), '-batch', '-'], op, iface, script);
+}
+
+export async function readSysctlIn(ns: Netns, key: string): Promise<string> {
+  return (await ns.run(['cat', sysctlPath(key)], `read sysctl ${key}`)).trim();
+}
+
+/**
+ * Write sysctls in one process. Keys are dotted names (net.ipv4.conf.eth0.rp_filter); the values
+ * are written inside the namespace, where /proc/sys/net shows the namespace's own settings.
+ */
+export async function writeSysctlsIn(ns: Netns, values: Readonly<Record<string, string | number>>, iface?: string): Promise<void> {
+  const entries = Object.entries(values);
+  if (entries.length === 0) return;
+  // One `sh -c` would need a shell; instead sysctl(8) takes several assignments in one call.
+  const args = entries.map(([k, v]) => `${k}=${String(v)}`);
+  await ns.run(['sysctl', '-q', '-w', ...args], `write sysctl ${args.join(' ')}`, iface);
 }
 
 /** One entry of `ip -json -details link show` (the fields we read). */
@@ -346,7 +363,7 @@ export function sysctlPath(key: string): string {
   return '/proc/sys/' + key.replaceAll('.', '/');
 }
 
-export function quoteBatchWord(w: string): string {
+function quoteBatchWord(w: string): string {
   // ip -batch splits on whitespace and honours double quotes; our words never contain either,
   // but reject them rather than send something iproute2 would read differently.
   if (w === '' || /[\s"\\#]/.test(w)) {
