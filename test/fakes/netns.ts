@@ -73,6 +73,7 @@ interface FakeRoute {
   protocol?: string;
   scope?: string;
   metric: number;
+  onlink?: boolean;
   /** The prefix route of an address (IPv6 shows it only while the device is up). */
   ofAddress?: FakeAddress;
 }
@@ -191,6 +192,7 @@ const TARGET_OPTIONS: Record<string, Record<string, number>> = {
   MARK: { '--set-mark': 1, '--set-xmark': 1 },
 };
 
+const SCOPE_ORDER = ['global', 'link', 'host'];
 const TABLE_NAMES: Record<string, string> = { '255': 'local', '254': 'main', '253': 'default' };
 
 export class FakeNetnsWorld {
@@ -250,9 +252,10 @@ export class FakeNetnsWorld {
   addLink(netns: string | null, name: string, opts: AddLinkOptions): number {
     const space = this.space(netns);
     if (space === undefined) throw new Error(`FakeNetnsWorld: no netns ${netns ?? 'host'}`);
+    // The kernel makes a veth's peer first: it gets the lower ifindex.
+    const peer = opts.peer === undefined ? undefined : this.createLink(space, opts.peer, 'veth', opts.mtu);
     const l = this.createLink(space, name, opts.kind, opts.mtu);
-    if (opts.peer !== undefined) {
-      const peer = this.createLink(space, opts.peer, 'veth', opts.mtu);
+    if (peer !== undefined) {
       l.peer = peer;
       peer.peer = l;
     }
@@ -677,10 +680,10 @@ export class FakeNetns implements Netns {
     if (kind === undefined) return this.#refuse(argv, 'ip link add needs a type');
     if (kind === 'veth' && peer === undefined) return this.#refuse(argv, 'a veth needs `peer name NAME` here');
     if (space.links.has(name) || (peer !== undefined && space.links.has(peer))) throw new ToolError('RTNETLINK answers: File exists', 2);
+    const p = peer === undefined ? undefined : this.#world.createLink(space, peer, 'veth', mtu);
     const l = this.#world.createLink(space, name, kind, mtu);
     if (vxlan !== undefined) l.vxlan = vxlan;
-    if (peer !== undefined) {
-      const p = this.#world.createLink(space, peer, 'veth', mtu);
+    if (p !== undefined) {
       l.peer = p;
       p.peer = l;
     }
@@ -728,7 +731,8 @@ export class FakeNetns implements Netns {
     if (family === 6 && l.sysctls.get('ipv6.conf.disable_ipv6') === '1') throw new ToolError('RTNETLINK answers: Permission denied', 2);
     const a: FakeAddress = { family, address: p.address, prefixlen: p.len, scope: scopeOfAddress(p.address), nodad: flags.includes('nodad') };
     l.addresses.push(a);
-    if (a.prefixlen < maxPrefixLength(family) && a.scope === 'global') {
+    // IPv4 makes none for a /32; IPv6 makes one for every prefix, a /128 included.
+    if ((family === 6 || a.prefixlen < 32) && a.scope === 'global') {
       const r: FakeRoute = {
         family,
         table: 'main',
@@ -755,7 +759,11 @@ export class FakeNetns implements Netns {
     }
     return links.map((l) => ({
       ifname: l.name,
-      addr_info: [...l.addresses.filter((a) => a.family === 4), ...l.addresses.filter((a) => a.family === 6)].map((a) => ({
+      // IPv4 in the order added; IPv6 newest first, global before link-local (the kernel's lists).
+      addr_info: [
+        ...l.addresses.filter((a) => a.family === 4),
+        ...l.addresses.filter((a) => a.family === 6).reverse().sort((a, b) => SCOPE_ORDER.indexOf(a.scope) - SCOPE_ORDER.indexOf(b.scope)),
+      ].map((a) => ({
         family: a.family === 4 ? 'inet' : 'inet6',
         local: formatIpAddress(a.address),
         prefixlen: a.prefixlen,
@@ -822,6 +830,7 @@ export class FakeNetns implements Netns {
     if (r.gateway !== undefined) route.gateway = r.gateway;
     if (r.dev !== undefined) route.dev = r.dev;
     if (r.protocol !== undefined) route.protocol = r.protocol;
+    if (r.onlink === true) route.onlink = true;
     if (r.scope !== undefined) route.scope = r.scope;
     else if (fam === 4 && type === 'unicast' && r.gateway === undefined) route.scope = 'link';
     if (existing >= 0) space.routes[existing] = route;
@@ -904,6 +913,8 @@ export class FakeNetns implements Netns {
         if (r.dst.len !== maxPrefixLength(family)) out['dstlen'] = r.dst.len;
       }
       if (r.iif !== undefined) out['iif'] = r.iif;
+      // The kernel flags a rule whose input device is not (or no longer) in the netns.
+      if (r.iif !== undefined && !space.links.has(r.iif)) out['iif_detached'] = null;
       if (r.fwmark !== undefined) out['fwmark'] = r.fwmark;
       out['table'] = r.table;
       return out;
@@ -1163,10 +1174,13 @@ function tableName(t: string): string {
   return TABLE_NAMES[t] ?? t;
 }
 
-/** Carrier: a veth has it when both ends are up; a bridge, with no ports modelled, never; the rest when up. */
+/**
+ * Carrier: a veth has it when both ends are up; a bridge, with no ports modelled, never; the rest
+ * when up. Without carrier the kernel says LOWERLAYERDOWN when the peer is in the same netns and down.
+ */
 function operstate(l: FakeLink): string {
   if (!l.up) return 'DOWN';
-  if (l.kind === 'veth') return l.peer?.up === true ? 'UP' : 'LOWERLAYERDOWN';
+  if (l.kind === 'veth') return l.peer?.up === true ? 'UP' : l.peer?.ns === l.ns ? 'LOWERLAYERDOWN' : 'DOWN';
   if (l.kind === 'bridge') return 'DOWN';
   return 'UNKNOWN';
 }
@@ -1189,6 +1203,8 @@ function rawLink(l: FakeLink): RawLink {
   if (l.up) flags.push('UP');
   if (hasCarrier(l)) flags.push('LOWER_UP');
   else if (l.up) flags.unshift('NO-CARRIER');
+  // iproute2 marks a device whose peer, in the same netns, is down.
+  if (l.peer !== undefined && l.peer.ns === l.ns && !l.peer.up) flags.push('M-DOWN');
   const raw: RawLink = {
     ifindex: l.ifindex,
     ifname: l.name,
@@ -1227,7 +1243,10 @@ function rawRoute(r: FakeRoute): RawRoute {
   if (r.protocol !== undefined && r.protocol !== 'boot') raw.protocol = r.protocol;
   if (r.scope !== undefined && r.scope !== 'universe' && r.family === 4) raw.scope = r.scope;
   if (r.metric !== 0) raw.metric = r.metric;
-  raw.flags = r.dev !== undefined && r.type === 'unicast' && !hasCarrier(r.dev) ? ['linkdown'] : [];
+  raw.flags = [
+    ...(r.onlink === true ? ['onlink'] : []),
+    ...(r.dev !== undefined && r.type === 'unicast' && !hasCarrier(r.dev) ? ['linkdown'] : []),
+  ];
   return raw;
 }
 
@@ -1276,6 +1295,8 @@ function canonicalRule(
     } else if (word === '-j') {
       const name = value();
       if (TARGET_OPTIONS[name] === undefined && !table.has(name)) {
+        // Targets are spelled in capitals (MASQUERADE, REJECT); a chain that is not there is an error.
+        if (/^[A-Z]+$/.test(name)) refuse(`target ${name}`);
         throw new ToolError(`${tool} v1.8.9 (nf_tables): Chain '${name}' does not exist`, 2);
       }
       target = { name, opts: [] };
