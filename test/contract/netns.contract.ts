@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { PeerpodError } from '../../src/errors.js';
 import type { Link, Netns, Route } from '../../src/netns/netns.js';
 import { vxlanLinks } from '../../src/tunnel/vxlan/device.js';
+import { ensureMirror, MIRROR_PREF, parseTcFilters, removeMirror, removeMirrorsInto } from '../../src/tunnel/vxlan/mirror.js';
 import { ensureNotrack, NOTRACK_CHAINS, removeNotrack } from '../../src/tunnel/vxlan/notrack.js';
 import { applyPodPlumbing, POD_ROUTE_TABLE, preparePodNetns, removePodPlumbing } from '../../src/tunnel/wireguard/worker-plumbing.js';
 
@@ -55,7 +56,8 @@ export const NOT_MODELLED: Record<string, string> = {
     'no packets flow in the fake; lab tests (wireguard-tunnel, vxlan-tunnel) carry traffic through the kernel',
   'bridge ports and carrier': 'a bridge in the fake never gets carrier (as a real bridge without ports); no driver enslaves devices',
   'neighbour entries the kernel learns (ARP/NDP)': 'the fake lists only neighbours that were added',
-  'tc (qdiscs, filters: the VXLAN worker mirror)': 'refused with EUNSUPPORTED; the mirror is tested by test/lab/vxlan-tunnel.test.ts',
+  'tc beyond the ingress hook and the VXLAN mirror (root qdiscs, other classifiers and actions)':
+    'refused with EUNSUPPORTED; the mirror\'s one filter shape (u32 match-all, mirred egress redirect) is modelled',
   'iptables matches and targets beyond the drivers\' (comment, udp, tcp, icmp6, mark; NOTRACK, TCPMSS, MARK, ACCEPT, DROP, RETURN)':
     'refused with EUNSUPPORTED naming the command; -P, -L, -Z and nat targets likewise',
   'ip -batch lines with quotes, `ip -n`, `ip netns`, `ip monitor`': 'no driver sends them; refused',
@@ -553,6 +555,44 @@ export const NETNS_CONTRACT: readonly NetnsContractCase[] = [
         assert.deepEqual((await ns.iptables(['-t', 'mangle', '-S'], 'list', undefined, family)).split('\n').filter((l) => l.startsWith('-A')), []);
       }
       await removePodPlumbing(ns, p);
+    },
+  },
+  {
+    name: "the VXLAN worker's tc mirror is made, kept, pointed elsewhere and removed; a clsact qdisc is refused",
+    async run({ ns }) {
+      await ns.batch(
+        [
+          ['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'p0'],
+          ['link', 'add', 'vx0', 'type', 'veth', 'peer', 'name', 'p1'],
+          ['link', 'add', 'vx1', 'type', 'veth', 'peer', 'name', 'p2'],
+          ['link', 'set', 'dev', 'eth0', 'up'],
+          ['link', 'set', 'dev', 'vx0', 'up'],
+        ],
+        'links',
+      );
+      const filters = async (dev: string) =>
+        parseTcFilters(await ns.run(['tc', '-json', 'filter', 'show', 'dev', dev, 'parent', 'ffff:'], 'list filters', dev));
+      const qdiscs = async (dev: string) =>
+        (JSON.parse(await ns.run(['tc', '-json', 'qdisc', 'show', 'dev', dev], 'list qdiscs', dev)) as { kind: string }[]).map((q) => q.kind);
+      assert.deepEqual(await qdiscs('eth0'), ['noqueue']);
+      await ensureMirror(ns, 'eth0', 'vx0');
+      await ensureMirror(ns, 'eth0', 'vx0');
+      assert.deepEqual(await qdiscs('eth0'), ['noqueue', 'ingress']);
+      assert.deepEqual((await filters('eth0')).filter((f) => f.isRule), [{ pref: MIRROR_PREF, kind: 'u32', isRule: true, redirectTo: 'vx0' }]);
+      await ensureMirror(ns, 'eth0', 'vx1');
+      assert.deepEqual((await filters('eth0')).filter((f) => f.isRule).map((f) => f.redirectTo), ['vx1'], 'one filter, pointed at the new device');
+      await ns.ip(['link', 'del', 'dev', 'vx1'], 'delete the target', 'vx1');
+      assert.deepEqual((await filters('eth0')).filter((f) => f.isRule).map((f) => f.redirectTo), ['*'], 'a target that is gone reads as "*"');
+      await removeMirrorsInto(ns, 'vx1');
+      assert.deepEqual(await qdiscs('eth0'), ['noqueue'], 'the mirror into a device that is gone came off, and its ingress qdisc too');
+      await removeMirror(ns, 'eth0');
+      await failure(ns.run(['tc', 'qdisc', 'del', 'dev', 'eth0', 'ingress'], 'delete again', 'eth0'), 'ENETNS', 'an ingress qdisc that is gone');
+
+      await ns.run(['tc', 'qdisc', 'add', 'dev', 'eth0', 'clsact'], 'clsact', 'eth0');
+      await failure(ensureMirror(ns, 'eth0', 'vx0'), 'ESETUP', 'an interface whose ingress hook another agent holds');
+      await failure(ns.run(['tc', '-batch', '-'], 'two', 'eth0', 'qdisc add dev eth0 ingress\n'), 'ENETNS', 'ingress on top of clsact');
+      await ns.run(['tc', 'qdisc', 'del', 'dev', 'eth0', 'clsact'], 'clsact off', 'eth0');
+      await failure(ns.run(['tc', '-json', 'qdisc', 'show', 'dev', 'nope0'], 'list', 'nope0'), 'ENETNS', 'a missing interface');
     },
   },
   {

@@ -2,10 +2,11 @@
 // (`host` is the caller's own), and `FakeNetns` implements the product's `Netns` over it. It models
 // links (veth pairs, wireguard, tun, vxlan, dummy, bridge: ifindex, MTU, MAC, up/down, moves between
 // namespaces), addresses, routes (main and numbered tables, unicast/unreachable/blackhole), policy
-// rules, neighbours (proxy too), sysctls and iptables/ip6tables, and `exists()` (present, absent,
-// or "could not check"). Reads print iproute2's JSON and come back through the product's own
-// parsers, so they have exactly the real shapes. Writes go through the same argv the drivers send
-// (`ip`, `ip -batch`, `iptables -w 5`, `sysctl -q -w`, `cat /proc/sys/…`), interpreted here; a
+// rules, neighbours (proxy too), sysctls, iptables/ip6tables, the tc ingress hook with the VXLAN
+// mirror's one filter, and `exists()` (present, absent, or "could not check"). Reads print
+// iproute2's JSON and come back through the product's own parsers, so they have exactly the real
+// shapes. Writes go through the same argv the drivers send (`ip`, `ip -batch`, `tc`, `tc -batch`,
+// `iptables -w 5`, `sysctl -q -w`, `cat /proc/sys/…`), interpreted here; a
 // failure reads like the real tool's (same stderr, PeerpodError ENETNS naming op, netns, iface).
 // Anything this file does not model is refused with PeerpodError EUNSUPPORTED naming the command,
 // never faked as success. What the kernel does that this does not: GAPS in
@@ -57,6 +58,10 @@ interface FakeLink {
   peer?: FakeLink;
   vxlan?: { id: number; remote: string; port: number; learning: boolean };
   addresses: FakeAddress[];
+  /** The qdisc on the ingress hook (ffff:), if any. */
+  ingress?: 'ingress' | 'clsact';
+  /** u32 match-all filters on the ingress hook that redirect every frame out of another device. */
+  mirrors: { pref: number; to: FakeLink }[];
   /** Per-device sysctls: "ipv4.conf.rp_filter" → "0". */
   sysctls: Map<string, string>;
 }
@@ -303,6 +308,7 @@ export class FakeNetnsWorld {
       up: false,
       ns: space,
       addresses: [],
+      mirrors: [],
       sysctls: new Map(),
     };
     if (kind !== 'wireguard' && kind !== 'tun') l.mac = kind === 'loopback' ? '00:00:00:00:00:00' : this.#mac();
@@ -323,6 +329,8 @@ export class FakeNetnsWorld {
     l.name = name;
     l.up = false;
     l.addresses = [];
+    delete l.ingress;
+    l.mirrors = [];
     this.#enter(l, to);
   }
 
@@ -534,13 +542,15 @@ export class FakeNetns implements Netns {
       case 'sysctl':
         if (args[0] !== '-q' || args[1] !== '-w') return this.#refuse(argv, 'only `sysctl -q -w key=value…` is modelled');
         return this.#sysctlWrite(space, args.slice(2), argv);
+      case 'tc':
+        return this.#tcTool(space, args, input, argv);
       case 'cat': {
         const path = args[0];
         if (args.length !== 1 || path === undefined || !path.startsWith('/proc/sys/')) return this.#refuse(argv, 'only `cat /proc/sys/…` is modelled');
         return this.#sysctlRead(space, path.slice('/proc/sys/'.length).replaceAll('/', '.'), argv) + '\n';
       }
       default:
-        return this.#refuse(argv, `${cmd ?? 'an empty command'} is not modelled (ip, iptables, ip6tables, sysctl and cat /proc/sys are)`);
+        return this.#refuse(argv, `${cmd ?? 'an empty command'} is not modelled (ip, tc, iptables, ip6tables, sysctl and cat /proc/sys are)`);
     }
   }
 
@@ -973,6 +983,80 @@ export class FakeNetns implements Netns {
       });
   }
 
+  // ---- tc: the ingress hook and the VXLAN worker's mirror (u32 match-all, mirred egress redirect) ----
+
+  #tcTool(space: NsState, args: readonly string[], input: string | undefined, argv: readonly string[]): string {
+    if (args[0] === '-batch') {
+      if (args[1] !== '-' || args.length !== 2 || input === undefined) return this.#refuse(argv, 'only `tc -batch -` with input is modelled');
+      input
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .forEach((line, n) => {
+          try {
+            this.#tcCommand(space, line.trim().split(/\s+/), false, argv);
+          } catch (e) {
+            if (e instanceof ToolError) throw new ToolError(`${e.stderr}\nCommand failed -:${n + 1}`, 1);
+            throw e;
+          }
+        });
+      return '';
+    }
+    const json = args[0] === '-json' || args[0] === '-j';
+    return this.#tcCommand(space, json ? args.slice(1) : args, json, argv);
+  }
+
+  #tcCommand(space: NsState, words: readonly string[], json: boolean, argv: readonly string[]): string {
+    const [object, verb, devWord, devName, ...rest] = words;
+    if (devWord !== 'dev') return this.#refuse(argv, 'only `tc qdisc|filter VERB dev NAME …`');
+    const l = this.#dev(space, devName);
+    const line = rest.join(' ');
+    if (object === 'qdisc') {
+      if (verb === 'show' && rest.length === 0) {
+        if (!json) return this.#refuse(argv, 'the fake prints only -json');
+        const out: Record<string, unknown>[] = [];
+        if (l.kind !== 'loopback') out.push({ kind: l.up ? 'noqueue' : 'noop', handle: '0:', root: true, refcnt: 2, options: {} });
+        if (l.ingress !== undefined) out.push({ kind: l.ingress, handle: 'ffff:', parent: 'ffff:fff1', options: {} });
+        return JSON.stringify(out);
+      }
+      if ((verb === 'add' || verb === 'del') && (line === 'ingress' || line === 'clsact')) {
+        if (verb === 'add') {
+          if (l.ingress !== undefined) throw new ToolError('Error: Exclusivity flag on, cannot modify.', 2);
+          l.ingress = line;
+        } else {
+          if (l.ingress !== line) throw new ToolError('Error: Invalid handle.', 2);
+          delete l.ingress;
+          l.mirrors = [];
+        }
+        return '';
+      }
+      return this.#refuse(argv, 'only `qdisc show`, `qdisc add|del … ingress|clsact`');
+    }
+    if (object !== 'filter' || rest[0] !== 'parent' || rest[1] !== 'ffff:') return this.#refuse(argv, 'only filters on parent ffff:');
+    if (verb === 'show' && rest.length === 2) {
+      if (!json) return this.#refuse(argv, 'the fake prints only -json');
+      if (l.ingress !== 'ingress') return '[]';
+      return JSON.stringify(l.mirrors.flatMap((m) => mirrorFilterJson(m.pref, m.to.ns === l.ns && space.links.get(m.to.name) === m.to ? m.to.name : '*')));
+    }
+    if (l.ingress !== 'ingress') throw new ToolError("Error: Parent Qdisc doesn't exists.\nWe have an error talking to the kernel", 2);
+    const pref = rest[2] === 'pref' ? Number(rest[3]) : NaN;
+    if (!Number.isSafeInteger(pref)) return this.#refuse(argv, 'a filter needs `pref N` here');
+    if (verb === 'del' && rest.length === 4) {
+      const before = l.mirrors.length;
+      l.mirrors = l.mirrors.filter((m) => m.pref !== pref);
+      if (l.mirrors.length === before) throw new ToolError('Error: Filter with specified priority/protocol not found.', 2);
+      return '';
+    }
+    const tail = rest.slice(4).join(' ');
+    const m = /^protocol all u32 match u32 0 0 action mirred egress redirect dev (\S+)$/.exec(tail);
+    if (verb === 'add' && m !== null) {
+      const to = this.#dev(space, m[1]);
+      if (l.mirrors.some((x) => x.pref === pref)) throw new ToolError('Error: Filter already exists.', 2);
+      l.mirrors.push({ pref, to });
+      return '';
+    }
+    return this.#refuse(argv, 'only the match-all mirred egress redirect filter of the VXLAN mirror');
+  }
+
   // ---- sysctl ----
 
   /** Where a dotted key lives: the netns's own map, or a device's; undefined when there is no such file. */
@@ -1187,6 +1271,27 @@ function operstate(l: FakeLink): string {
 
 function hasCarrier(l: FakeLink): boolean {
   return l.up && (l.kind === 'veth' ? l.peer?.up === true : l.kind !== 'bridge');
+}
+
+/** What `tc -json filter show` prints for one u32 match-all redirect: the u32 head, its hash table, the rule. */
+function mirrorFilterJson(pref: number, toDev: string): Record<string, unknown>[] {
+  const head = { protocol: 'all', pref, kind: 'u32', chain: 0 };
+  return [
+    head,
+    { ...head, options: { fh: '800:', ht_divisor: 1 } },
+    {
+      ...head,
+      options: {
+        fh: '800::800',
+        order: 2048,
+        key_ht: '800',
+        bkt: '0',
+        not_in_hw: true,
+        match: { value: '0', mask: '0', offmask: '', off: 0 },
+        actions: [{ order: 1, kind: 'mirred', mirred_action: 'redirect', direction: 'egress', to_dev: toDev, control_action: { type: 'stolen' }, index: 1, ref: 1, bind: 1 }],
+      },
+    },
+  ];
 }
 
 function rawLink(l: FakeLink): RawLink {

@@ -58,7 +58,8 @@ describe('FakeNetns beyond the contract', () => {
   it('refuses what it does not model with EUNSUPPORTED naming the command', async () => {
     const world = new FakeNetnsWorld();
     const cases: [() => Promise<unknown>, RegExp][] = [
-      [() => world.host.run(['tc', '-json', 'qdisc', 'show', 'dev', 'lo'], 'tc'), /`tc -json qdisc show dev lo`/],
+      [() => world.host.run(['tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'fq'], 'tc'), /`tc qdisc add dev lo root fq`/],
+      [() => world.host.run(['nft', 'list', 'ruleset'], 'nft'), /nft is not modelled/],
       [() => world.host.ip(['-json', 'xfrm', 'state', 'show'], 'xfrm'), /`ip -json xfrm state show`/],
       [() => world.host.ip(['link', 'show'], 'text'), /only -json/],
       [() => world.host.iptables(['-t', 'nat', '-A', 'POSTROUTING', '-j', 'MASQUERADE'], 'nat'), /MASQUERADE|target/],
