@@ -5,7 +5,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PeerpodError, isPeerpodError } from '../../src/errors.js';
-import { Netns, netnsFactory } from '../../src/netns/netns.js';
+import { IprouteNetns, netnsFactory } from '../../src/netns/netns.js';
 import { createApiServer } from '../../src/sidecar/api.js';
 import { callSidecar } from '../../src/sidecar/client.js';
 import { TunnelService } from '../../src/sidecar/service.js';
@@ -101,7 +101,7 @@ async function keysKept(store: FilePodStore): Promise<boolean> {
 }
 
 describe('Netns.exists', () => {
-  const ns = (answer: NetnsAnswer) => new Netns('/run/netns/x', nsenterExec(new Map([['/run/netns/x', answer]])));
+  const ns = (answer: NetnsAnswer) => new IprouteNetns('/run/netns/x', nsenterExec(new Map([['/run/netns/x', answer]])));
 
   it('is true for a netns that can be entered and false only for a confirmed absence', async () => {
     expect(await ns('present').exists()).toBe(true);
@@ -110,7 +110,7 @@ describe('Netns.exists', () => {
 
   it('throws ENETNS when it could not check (timeout, missing nsenter), never false', async () => {
     await expect(ns('timeout').exists()).rejects.toThrow(/cannot tell whether netns \/run\/netns\/x exists/);
-    const missing = new Netns('/run/netns/x', () => Promise.reject(new PeerpodError('EEXEC', 'cannot run nsenter', { op: 'exec' })));
+    const missing = new IprouteNetns('/run/netns/x', () => Promise.reject(new PeerpodError('EEXEC', 'cannot run nsenter', { op: 'exec' })));
     await missing.exists().then(
       () => expect('resolved').toBe('rejected'),
       (e: unknown) => expect(isPeerpodError(e, 'ENETNS')).toBe(true),
