@@ -2,11 +2,15 @@
 // (test/contract/backend.contract.ts) but for the cases that need a data plane. It checks a change
 // as the UAPI encoder does (EINVAL before anything is applied), applies it with WireGuard's
 // semantics (absent = unchanged, null or 0 clears, allowed IPs masked and owned by one peer only,
-// replacePeers, updateOnly, remove), and keeps each device's MTU and the netns it lives in, so a
-// test can move a device (moveDevice) as `ip link set … netns` would. `kind` picks how a moved
-// device is reached: userspace ignores `where` (its socket stays here), kernel finds only what is
-// in the netns named. Handshakes and traffic happen only when a test says so (handshake()).
-// A test may also reach into devicesByName, make every device() fail (fault), and read the calls.
+// replacePeers, updateOnly, remove). Each device is also a link, whose MTU and netns live in a
+// `DeviceLinks`: by default a small model of its own (a test moves a device with moveDevice, as
+// `ip link set … netns` would), or a FakeNetnsWorld (test/fakes/netns.ts, through netnsWorldLinks),
+// where the device is a wireguard link that the netns fake moves, lists and deletes like any other;
+// a device whose link is gone (deleted, or its netns with it) is gone, as wireguard-go exits when
+// its TUN dies. `kind` picks how a moved device is reached: userspace ignores `where` (its socket
+// stays here), kernel finds only what is in the netns named. Handshakes and traffic happen only
+// when a test says so (handshake()). A test may also reach into devicesByName, make every device()
+// fail (fault), and read the calls.
 import { PeerpodError } from '../../src/errors.js';
 import { formatIpAddress, networkAddress, parseIpAddress } from '../../src/ip.js';
 import type { BackendKind, CreateOptions, WireGuardBackend, Where } from '../../src/wireguard/backend.js';
@@ -14,14 +18,118 @@ import { emptyPeer, type Device, type DeviceConfig, type Peer } from '../../src/
 import type { PublicKey } from '../../src/wireguard/keys.js';
 import { assertDeviceName } from '../../src/wireguard/uapi/client.js';
 import { encodeSet } from '../../src/wireguard/uapi/codec.js';
+import type { FakeNetnsWorld } from './netns.js';
 
 const MIN_MTU = 68;
 const MAX_MTU = 65_535;
 
+/** The links behind a backend's devices: where each is, its MTU, and whether a netns exists. */
+export interface DeviceLinks {
+  /** A wireguard link `name` appears in the caller's netns; EBACKEND when that name is taken. */
+  add(name: string, mtu: number): void;
+  /** The netns the device's link is in now (null: the caller's), or undefined when the link is gone. */
+  locate(name: string): string | null | undefined;
+  /** The link's MTU, or undefined when it is gone. */
+  mtu(name: string): number | undefined;
+  /** `ip link set dev <name> netns <path>`, from the caller's netns. */
+  move(name: string, netnsPath: string): void;
+  /** The link goes, wherever it is; nothing when it is gone already. */
+  remove(name: string): void;
+  netnsExists(path: string): boolean;
+}
+
+/** The default links: a map of their own, where a netns exists when its path is in `namespaces`. */
+export class MemoryLinks implements DeviceLinks {
+  readonly namespaces = new Set<string>();
+  readonly #links = new Map<string, { netns: string | null; mtu: number }>();
+  readonly #exists: (path: string) => boolean;
+
+  constructor(netnsExists?: (path: string) => boolean) {
+    this.#exists = netnsExists ?? ((p) => this.namespaces.has(p));
+  }
+
+  add(name: string, mtu: number): void {
+    this.#links.set(name, { netns: null, mtu });
+  }
+
+  locate(name: string): string | null | undefined {
+    const l = this.#links.get(name);
+    // A link in a netns that was deleted went with it.
+    if (l !== undefined && l.netns !== null && !this.#exists(l.netns)) this.#links.delete(name);
+    return this.#links.get(name)?.netns;
+  }
+
+  mtu(name: string): number | undefined {
+    return this.locate(name) === undefined ? undefined : this.#links.get(name)?.mtu;
+  }
+
+  move(name: string, netnsPath: string): void {
+    const l = this.#links.get(name);
+    if (l === undefined || l.netns !== null) {
+      throw new PeerpodError('ENETNS', `move ${name}: no such device in the caller's netns`, { op: 'link-netns', iface: name });
+    }
+    if (!this.#exists(netnsPath)) throw new PeerpodError('ENETNS', `move ${name}: no netns ${netnsPath}`, { op: 'link-netns', iface: name });
+    l.netns = netnsPath;
+  }
+
+  remove(name: string): void {
+    this.#links.delete(name);
+  }
+
+  netnsExists(path: string): boolean {
+    return this.#exists(path);
+  }
+}
+
+/** A link of the netns fake, as far as the backend looks at it. */
+interface WorldLink {
+  name: string;
+  mtu: number;
+  ns: { path: string | null; links: Map<string, unknown> };
+}
+
+/** Devices as wireguard links of a FakeNetnsWorld, born in its host netns. */
+export function netnsWorldLinks(world: FakeNetnsWorld): DeviceLinks {
+  const made = new Map<string, WorldLink>();
+  const alive = (name: string): WorldLink | undefined => {
+    const l = made.get(name);
+    // Deleted (or gone with its netns): no longer in the links of the netns it was last in.
+    if (l !== undefined && (l.ns.links.get(l.name) !== l || world.space(l.ns.path) === undefined)) made.delete(name);
+    return made.get(name);
+  };
+  return {
+    add(name, mtu) {
+      if (world.space(null)?.links.has(name) === true) {
+        throw new PeerpodError('EBACKEND', `cannot create WireGuard device ${name}: a link of that name exists`, { op: 'create', iface: name });
+      }
+      world.addLink(null, name, { kind: 'wireguard', mtu });
+      made.set(name, world.space(null)!.links.get(name) as WorldLink);
+    },
+    locate: (name) => alive(name)?.ns.path,
+    mtu: (name) => alive(name)?.mtu,
+    move(name, netnsPath) {
+      const l = alive(name);
+      const to = world.space(netnsPath);
+      if (l === undefined || l.ns.path !== null || to === undefined) {
+        throw new PeerpodError('ENETNS', `move ${name} to ${netnsPath}: no such device here, or no such netns`, { op: 'link-netns', iface: name });
+      }
+      world.moveLink(l as Parameters<FakeNetnsWorld['moveLink']>[0], to, l.name);
+    },
+    remove(name) {
+      const l = alive(name);
+      if (l !== undefined) world.destroyLink(l as Parameters<FakeNetnsWorld['destroyLink']>[0]);
+      made.delete(name);
+    },
+    netnsExists: (path) => world.space(path) !== undefined,
+  };
+}
+
 export interface FakeBackendOptions {
   /** Default 'userspace'. */
   kind?: BackendKind;
-  /** Whether a netns file exists; default: only the paths in `namespaces`. */
+  /** Default: MemoryLinks, with every netns in `netnsExists` (default: none but those a test adds to `namespaces`). */
+  links?: DeviceLinks;
+  /** For the default links only. */
   netnsExists?: (path: string) => boolean;
 }
 
@@ -49,16 +157,17 @@ export class FakeBackend implements WireGuardBackend {
   readonly ours = new Set<string>();
   /** Netns paths whose held resources were released, in order. */
   readonly released: string[] = [];
-  /** Netns paths that exist, unless netnsExists says otherwise. */
-  readonly namespaces = new Set<string>();
-  readonly #mtu = new Map<string, number>();
-  /** Where each moved device lives; absent: the caller's netns, where it was born. */
-  readonly #netnsOf = new Map<string, string>();
-  readonly #netnsExists: (path: string) => boolean;
+  readonly links: DeviceLinks;
+  /** The netns paths that exist, with the default links (MemoryLinks). */
+  readonly namespaces: Set<string>;
+  /** Devices made by create(), which live as long as their link. */
+  readonly #made = new Set<string>();
 
   constructor(opts: FakeBackendOptions = {}) {
     this.kind = opts.kind ?? 'userspace';
-    this.#netnsExists = opts.netnsExists ?? ((p) => this.namespaces.has(p));
+    const memory = new MemoryLinks(opts.netnsExists);
+    this.links = opts.links ?? memory;
+    this.namespaces = memory.namespaces;
   }
 
   async create(name: string, opts: CreateOptions): Promise<void> {
@@ -71,17 +180,17 @@ export class FakeBackend implements WireGuardBackend {
         field: 'mtu',
       });
     }
-    if (!this.devicesByName.has(name)) {
+    if (!this.#alive(name)) {
+      this.links.add(name, opts.mtu);
+      this.#made.add(name);
       this.devicesByName.set(name, { name, privateKey: null, publicKey: null, listenPort: 0, firewallMark: 0, peers: [] });
-      this.#mtu.set(name, opts.mtu);
-      this.#netnsOf.delete(name);
     }
     if (this.kind === 'userspace') this.ours.add(name);
   }
 
   async devices(): Promise<string[]> {
-    const names = [...this.devicesByName.keys()];
-    return (this.kind === 'kernel' ? names.filter((n) => !this.#netnsOf.has(n)) : names).sort();
+    const names = [...this.devicesByName.keys()].filter((n) => this.#alive(n));
+    return (this.kind === 'kernel' ? names.filter((n) => this.netnsOf(n) === null) : names).sort();
   }
 
   async device(name: string, where?: Where): Promise<Device> {
@@ -130,11 +239,11 @@ export class FakeBackend implements WireGuardBackend {
   async remove(name: string, where?: Where): Promise<void> {
     this.calls.push(`remove ${name}`);
     assertDeviceName(name);
-    if (this.kind === 'kernel' && this.devicesByName.has(name) && !this.#isIn(name, where)) return; // not in that netns
+    if (this.kind === 'kernel' && this.#alive(name) && !this.#isIn(name, where)) return; // not in that netns
+    this.links.remove(name);
     this.devicesByName.delete(name);
-    this.#mtu.delete(name);
-    this.#netnsOf.delete(name);
     this.ours.delete(name);
+    this.#made.delete(name);
   }
 
   async owns(name: string): Promise<boolean> {
@@ -147,25 +256,21 @@ export class FakeBackend implements WireGuardBackend {
 
   async close(): Promise<void> {}
 
-  // --- what a test (or a fake netns layer) does to the world around the backend ---------------
+  // --- what a test (or the netns layer) does to the world around the backend -----------------
 
   /** `ip link set dev <name> netns <path>`: the device's plaintext side moves; its socket stays. */
   moveDevice(name: string, netnsPath: string): void {
-    if (!this.devicesByName.has(name) || this.#netnsOf.has(name)) {
-      throw new PeerpodError('ENETNS', `move ${name}: no such device in the caller's netns`, { op: 'link-netns', iface: name });
-    }
-    if (!this.#netnsExists(netnsPath)) throw new PeerpodError('ENETNS', `move ${name}: no netns ${netnsPath}`, { op: 'link-netns', iface: name });
-    this.#netnsOf.set(name, netnsPath);
+    this.links.move(name, netnsPath);
   }
 
-  /** The netns a device lives in: its path, null for the caller's, undefined when there is no such device. */
+  /** The netns a device's link is in: its path, null for the caller's, undefined when it has none. */
   netnsOf(name: string): string | null | undefined {
-    return this.devicesByName.has(name) ? (this.#netnsOf.get(name) ?? null) : undefined;
+    return this.links.locate(name);
   }
 
-  /** The MTU a device got at create(); undefined when there is none (or a test added it directly). */
+  /** The MTU of a device's link; undefined when it has none (gone, or a test added it directly). */
   mtuOf(name: string): number | undefined {
-    return this.#mtu.get(name);
+    return this.links.mtu(name);
   }
 
   /** A handshake with `peer` of device `name` at `atSec` (default now), with traffic both ways. */
@@ -181,17 +286,30 @@ export class FakeBackend implements WireGuardBackend {
 
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * Whether device `name` still runs. One a test put into devicesByName directly has no link and
+   * lives as long as the entry; one made by create() dies with its link.
+   */
+  #alive(name: string): boolean {
+    if (!this.devicesByName.has(name)) return false;
+    if (this.links.locate(name) !== undefined || !this.#made.has(name)) return true;
+    this.devicesByName.delete(name);
+    this.ours.delete(name);
+    this.#made.delete(name);
+    return false;
+  }
+
   #isIn(name: string, where: Where | undefined): boolean {
-    return (this.#netnsOf.get(name) ?? null) === (where?.netns ?? null);
+    return (this.netnsOf(name) ?? null) === (where?.netns ?? null);
   }
 
   /** The device as `where` reaches it, or ENOTFOUND as the real backends answer. */
   #find(name: string, where: Where | undefined, op: string): Device {
     assertDeviceName(name);
-    if (where?.netns !== undefined && !this.#netnsExists(where.netns)) {
+    if (where?.netns !== undefined && !this.links.netnsExists(where.netns)) {
       throw new PeerpodError('ENOTFOUND', `WireGuard device ${name}: its netns ${where.netns} is gone`, { op, iface: name, netns: where.netns });
     }
-    const d = this.devicesByName.get(name);
+    const d = this.#alive(name) ? this.devicesByName.get(name) : undefined;
     if (d === undefined || (this.kind === 'kernel' && !this.#isIn(name, where))) {
       throw new PeerpodError('ENOTFOUND', `no WireGuard device ${name} (ENOENT)`, { op, iface: name, netns: where?.netns });
     }
