@@ -1,6 +1,6 @@
 // The userspace WireGuard backend: one long-lived `wireguard-go -f <name>` process per device,
-// driven over its UAPI socket (../uapi/client.ts). This module owns the daemons' lives: start,
-// readiness, MTU, pid files, logs and stopping them. It works in the caller's netns: a device is
+// driven over its UAPI socket (../uapi/client.ts). This module owns the daemons' lives: start
+// (through the Spawner seam, ../../spawn.ts), readiness, MTU, pid files, logs and stopping them. It works in the caller's netns: a device is
 // born here and its UDP socket stays here. Moving the TUN into a pod netns, addresses, routes and
 // bringing the link up are the netns layer's job. A device's `where` (../backend.ts) is not needed
 // to reach it (its UAPI socket stays in the host's folder wherever its TUN has moved); a `where`
