@@ -17,6 +17,16 @@ export interface SpawnerContractContext {
   tmpDir: string;
 }
 
+/** What FakeSpawner cannot have, with the reason; the real spawner's runner tests these itself. */
+export const GAPS = {
+  fake: {
+    'its pid is a process that /proc shows and other processes can signal':
+      'the fake starts no process: its pids are made up, so /proc never shows them (an identity check answers "not ours") and process.kill(pid) must not be used on them',
+    'a detached process runs in a session of its own and outlives us':
+      'no process, no session: the fake only records that detached was asked for',
+  },
+} as const;
+
 /** Whether `p` settles within `ms`. */
 async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;

@@ -11,7 +11,8 @@ import { spawnFailed, type OutputSink, type ProcessExit, type SpawnedProcess, ty
 /** What a program does once started; returning without exiting leaves it running. */
 export type FakeProgram = (proc: FakeProcess) => void | Promise<void>;
 
-let nextPid = 400_000;
+/** Above the kernel's largest pid_max (2^22): no real process can have one, so a stray kill hits nothing. */
+let nextPid = 4_194_305;
 
 export class FakeProcess implements SpawnedProcess {
   readonly argv: readonly string[];

@@ -3,13 +3,13 @@
 // do. Also what only the fake offers: refusing an unregistered program, a crash on demand, a
 // process that survives SIGTERM.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isPeerpodError } from '../../src/errors.js';
 import { realSpawner, type Spawner } from '../../src/spawn.js';
 import { MISSING_FILE } from '../contract/exec.contract.js';
-import { SPAWNER_CONTRACT } from '../contract/spawner.contract.js';
+import { GAPS, SPAWNER_CONTRACT } from '../contract/spawner.contract.js';
 import { FakeSpawner } from '../fakes/spawner.js';
 
 /** FakeSpawner with the contract's programs behaving as coreutils' do. */
@@ -49,6 +49,39 @@ describe.each([
   it.each(SPAWNER_CONTRACT.map((c) => [c.name, c] as const))('%s', async (_n, c) => {
     await c.run({ spawner: make(), tmpDir });
   });
+});
+
+describe('Spawner: what only realSpawner has (GAPS of the fake)', () => {
+  /** Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, session, … */
+  const statOf = async (pid: number | 'self') => {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  };
+
+  it('its pid is a live process in /proc, with our argv', async () => {
+    const p = await realSpawner.spawn(['sleep', '30']);
+    try {
+      expect((await readFile(`/proc/${p.pid}/cmdline`, 'utf8')).split('\0')).toEqual(['sleep', '30', '']);
+    } finally {
+      p.kill();
+      await p.exited;
+    }
+  });
+
+  it('a detached process runs in a session of its own; another shares ours', async () => {
+    const ours = (await statOf('self'))[3];
+    const detached = await realSpawner.spawn(['sleep', '30'], { detached: true });
+    const attached = await realSpawner.spawn(['sleep', '30']);
+    try {
+      expect((await statOf(detached.pid))[3]).toBe(String(detached.pid));
+      expect((await statOf(attached.pid))[3]).toBe(ours);
+    } finally {
+      for (const p of [detached, attached]) p.kill();
+      await Promise.all([detached.exited, attached.exited]);
+    }
+  });
+
+  for (const [name, reason] of Object.entries(GAPS.fake)) it.skip(`FakeSpawner: ${name} (real only: ${reason})`, () => undefined);
 });
 
 describe('FakeSpawner', () => {
