@@ -259,6 +259,7 @@ export const NETNS_CONTRACT: readonly NetnsContractCase[] = [
         [
           ['route', 'replace', '198.18.8.0/24', 'via', '198.18.5.1', 'dev', 'eth0', 'proto', 'static'],
           ['route', 'replace', '198.18.9.4', 'dev', 'eth0', 'scope', 'link'],
+          ['route', 'replace', '198.18.9.128/25', 'via', '198.18.5.1', 'dev', 'eth0', 'proto', '16', 'scope', 'global'],
           ['route', 'replace', 'default', 'dev', 'veth0', 'table', '77'],
           ['route', 'replace', '198.18.10.0/24', 'via', '198.18.99.1', 'dev', 'eth0', 'onlink', 'table', '77'],
         ],
@@ -269,7 +270,8 @@ export const NETNS_CONTRACT: readonly NetnsContractCase[] = [
         { dst: '198.18.5.0/24', dev: 'eth0', protocol: 'kernel', scope: 'link', flags: [] },
         { dst: '198.18.8.0/24', gateway: '198.18.5.1', dev: 'eth0', protocol: 'static', flags: [] },
         { dst: '198.18.9.4', dev: 'eth0', scope: 'link', flags: [] },
-      ]);
+        { dst: '198.18.9.128/25', gateway: '198.18.5.1', dev: 'eth0', protocol: 'dhcp', flags: [] },
+      ], 'a protocol number reads back by name; scope global is not printed');
       assert.deepEqual(await ns.routes({ table: '77' }), [
         { dst: 'default', dev: 'veth0', scope: 'link', flags: [] },
         { dst: '198.18.10.0/24', gateway: '198.18.99.1', dev: 'eth0', flags: ['onlink'] },
@@ -281,7 +283,7 @@ export const NETNS_CONTRACT: readonly NetnsContractCase[] = [
       await failure(ns.ip(['route', 'del', '198.18.9.4', 'dev', 'eth0'], 'delete again', 'eth0'), 'ENETNS', 'delete of a route that is gone');
       await ns.ip(['route', 'flush', 'table', '77'], 'flush');
       assert.deepEqual(await ns.routes({ table: '77' }), []);
-      assert.equal((await ns.routes()).length, 3, 'main untouched by the flush');
+      assert.equal((await ns.routes()).length, 4, 'main untouched by the flush');
       assert.deepEqual(await ns.routes({ table: '78' }), [], 'a table that never held a route reads as empty');
       assert.deepEqual(await ns.routes({ family: 6, table: '78' }), []);
       assert.deepEqual(sortRoutes((await ns.routes({ family: 6 })).filter((r) => !r.dst.startsWith('fe80:'))), [

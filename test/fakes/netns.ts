@@ -34,6 +34,7 @@ import {
   type Rule,
   writeSysctlsIn,
 } from '../../src/netns/netns.js';
+import { ROUTE_PROTOCOL_NAMES } from '../../src/podnetwork/types.js';
 import { formatIpAddress, maxPrefixLength, networkAddress, parseIpAddress, type IpAddress, type IpFamily } from '../../src/ip.js';
 
 export type FakeLinkKind = 'veth' | 'wireguard' | 'tun' | 'vxlan' | 'dummy' | 'bridge';
@@ -647,6 +648,7 @@ export class FakeNetns implements Netns {
         space.links.set(name, l);
       } else if (w === 'netns') {
         const target = value();
+        if (/^\d+$/.test(target)) return this.#refuse(argv, 'a netns given by PID');
         const path = target.includes('/') ? target : `/run/netns/${target}`;
         const to = this.#world.space(path);
         if (to === undefined) throw new ToolError(`Cannot open network namespace "${target}": No such file or directory`, 1);
@@ -805,7 +807,11 @@ export class FakeNetns implements Netns {
       const value = (): string => words.shift() ?? this.#refuse(argv, `${w ?? ''} needs a value`);
       if (w === 'via') r.gateway = value();
       else if (w === 'dev') r.dev = this.#dev(space, value());
-      else if (w === 'proto' || w === 'protocol') r.protocol = value();
+      else if (w === 'proto' || w === 'protocol') {
+        // iproute2 prints a protocol by its name when it has one ("proto 2" reads back as kernel).
+        const v = value();
+        r.protocol = /^\d+$/.test(v) ? (ROUTE_PROTOCOL_NAMES.get(Number(v)) ?? v) : v;
+      }
       else if (w === 'scope') r.scope = value();
       else if (w === 'table') table = tableName(value());
       else if (w === 'metric' || w === 'priority' || w === 'preference') metric = intOf(value(), argv, this);
@@ -1346,7 +1352,7 @@ function rawRoute(r: FakeRoute): RawRoute {
   if (r.dev !== undefined) raw.dev = r.dev.name;
   else if (r.family === 6 && r.type !== 'unicast') raw.dev = 'lo';
   if (r.protocol !== undefined && r.protocol !== 'boot') raw.protocol = r.protocol;
-  if (r.scope !== undefined && r.scope !== 'universe' && r.family === 4) raw.scope = r.scope;
+  if (r.scope !== undefined && r.scope !== 'universe' && r.scope !== 'global' && r.family === 4) raw.scope = r.scope;
   if (r.metric !== 0) raw.metric = r.metric;
   raw.flags = [
     ...(r.onlink === true ? ['onlink'] : []),
