@@ -63,6 +63,8 @@ export const NOT_MODELLED: Record<string, string> = {
   'ip -batch lines with quotes, `ip -n`, `ip netns`, `ip monitor`': 'no driver sends them; refused',
   'route metrics, preference, IPv6 route dump order':
     'the product Route type has no metric; cases compare IPv6 routes sorted',
+  'operstate history (a veth that lost its carrier by its peer moving away stays LOWERLAYERDOWN until the next carrier change)':
+    'the fake derives operstate from the present state; the contract checks the states the drivers meet',
   'ifindex per netns and kept across moves': 'the fake numbers links world-wide; nothing reads ifindex but the link itself',
   'link_netnsid values and a moved VXLAN socket staying in its birth netns':
     'the fake says only whether a veth peer is in another netns',

@@ -502,6 +502,36 @@ export class FakeNetns implements Netns {
     return ipv6UnavailableIn(this);
   }
 
+  /**
+   * Everything in this netns, read the way the drivers read it (links without their ifindex, every
+   * routing table that ever held a route, rules, neighbours, iptables of both families, the ingress
+   * hooks): for "teardown leaves the netns as setup found it" assertions. Not part of Netns.
+   */
+  async snapshot(): Promise<Record<string, unknown>> {
+    const space = this.#world.space(this.path);
+    if (space === undefined) throw new Error(`FakeNetns.snapshot: no netns ${this.label}`);
+    const out: Record<string, unknown> = {
+      links: (await this.links()).map(({ ifindex: _i, ...l }) => l),
+      addresses: await this.addresses(),
+      rules4: await this.rules(4),
+      rules6: await this.rules(6),
+      neighbours: await this.neighbours(),
+      proxies: await this.neighbours({ proxy: true }),
+      ingress: [...space.links.values()].filter((l) => l.ingress !== undefined).map((l) => `${l.name}: ${l.ingress ?? ''} ${l.mirrors.map((m) => m.to.name).join(',')}`),
+    };
+    for (const family of [4, 6] as const) {
+      for (const table of [...space.tables[family]].filter((t) => t !== 'local').sort()) {
+        const routes = await this.routes({ family, table });
+        if (routes.length > 0) out[`routes${family} ${table}`] = routes;
+      }
+      if (family === 6 && !this.#world.ipv6) continue;
+      for (const table of Object.keys(IPTABLES_CHAINS)) {
+        out[`${family === 4 ? 'iptables' : 'ip6tables'} ${table}`] = await this.iptables(['-t', table, '-S'], 'snapshot', undefined, family);
+      }
+    }
+    return out;
+  }
+
   /** Run one command against the world: the netns must exist, an injected fault fires, tool failures become ENETNS. */
   async #do<T>(argv: readonly string[], op: string, iface: string | undefined, fn: (space: NsState) => T): Promise<T> {
     await Promise.resolve();
