@@ -258,6 +258,10 @@ export class FakeNetnsWorld {
   addLink(netns: string | null, name: string, opts: AddLinkOptions): number {
     const space = this.space(netns);
     if (space === undefined) throw new Error(`FakeNetnsWorld: no netns ${netns ?? 'host'}`);
+    if ((opts.kind === 'veth') !== (opts.peer !== undefined)) throw new Error('FakeNetnsWorld.addLink: a veth, and only a veth, has a peer');
+    for (const n of [name, opts.peer]) {
+      if (n !== undefined && space.links.has(n)) throw new Error(`FakeNetnsWorld.addLink: ${n} exists in netns ${netns ?? 'host'}`);
+    }
     // The kernel makes a veth's peer first: it gets the lower ifindex.
     const peer = opts.peer === undefined ? undefined : this.createLink(space, opts.peer, 'veth', opts.mtu);
     const l = this.createLink(space, name, opts.kind, opts.mtu);
