@@ -541,7 +541,8 @@ export class FakeNetns implements Netns {
     await Promise.resolve();
     this.#world.log.push({ netns: this.label, argv: [...argv] });
     const fail = (detail: string, exitCode: number, cause?: unknown): never => {
-      const cmd = argv[0] ?? '';
+      // Inside another netns the command runs under nsenter, whose exit the real error reports.
+      const cmd = this.path === null ? (argv[0] ?? '') : 'nsenter';
       const exec = new PeerpodError('EEXEC', `${cmd} exited with code ${exitCode}: ${detail}`, { op: 'exec', cmd: argv.join(' '), exitCode }, cause);
       throw new PeerpodError('ENETNS', `${op} failed: ${exec.message}`, { op, netns: this.label, iface }, exec);
     };
@@ -594,12 +595,13 @@ export class FakeNetns implements Netns {
   #ipTool(space: NsState, args: readonly string[], input: string | undefined, argv: readonly string[]): string {
     let family: IpFamily | undefined;
     let json = false;
+    let details = false;
     let i = 0;
     for (; i < args.length; i++) {
       const a = args[i];
       if (a === '-4' || a === '-6') family = a === '-4' ? 4 : 6;
       else if (a === '-json' || a === '-j') json = true;
-      else if (a === '-details' || a === '-d') continue;
+      else if (a === '-details' || a === '-d') details = true;
       else break;
     }
     const rest = args.slice(i);
@@ -608,7 +610,7 @@ export class FakeNetns implements Netns {
       const lines = input.split('\n').filter((l) => l.trim() !== '');
       lines.forEach((line, n) => {
         try {
-          this.#ipCommand(space, line.trim().split(/\s+/), family, false, argv);
+          this.#ipCommand(space, line.trim().split(/\s+/), { family, json: false, details: false }, argv);
         } catch (e) {
           if (e instanceof ToolError) throw new ToolError(`${e.stderr}\nCommand failed -:${n + 1}`, 1);
           throw e;
@@ -616,16 +618,21 @@ export class FakeNetns implements Netns {
       });
       return '';
     }
-    return this.#ipCommand(space, rest, family, json, argv);
+    return this.#ipCommand(space, rest, { family, json, details }, argv);
   }
 
-  #ipCommand(space: NsState, words: readonly string[], family: IpFamily | undefined, json: boolean, argv: readonly string[]): string {
+  #ipCommand(
+    space: NsState,
+    words: readonly string[],
+    { family, json, details }: { family: IpFamily | undefined; json: boolean; details: boolean },
+    argv: readonly string[],
+  ): string {
     const [object, verb, ...rest] = words;
     const show = verb === 'show' || verb === 'list';
     if (show && !json) return this.#refuse(argv, 'the fake prints only -json');
     switch (object) {
       case 'link':
-        if (show) return JSON.stringify(this.#showLinks(space, rest, argv));
+        if (show) return JSON.stringify(this.#showLinks(space, rest, argv).map((l) => rawLink(l, details)));
         return this.#linkCommand(space, verb, rest, argv);
       case 'address':
       case 'addr':
@@ -736,7 +743,7 @@ export class FakeNetns implements Netns {
     return '';
   }
 
-  #showLinks(space: NsState, args: readonly string[], argv: readonly string[]): RawLink[] {
+  #showLinks(space: NsState, args: readonly string[], argv: readonly string[]): FakeLink[] {
     let links = [...space.links.values()];
     const words = [...args];
     while (words.length > 0) {
@@ -751,7 +758,7 @@ export class FakeNetns implements Netns {
         links = links.filter((l) => l.kind === t);
       } else return this.#refuse(argv, `ip link show … ${w ?? ''} is not modelled`);
     }
-    return links.sort((a, b) => a.ifindex - b.ifindex).map(rawLink);
+    return links.sort((a, b) => a.ifindex - b.ifindex);
   }
 
   #addressCommand(space: NsState, verb: string | undefined, args: readonly string[], argv: readonly string[]): string {
@@ -1334,7 +1341,8 @@ function mirrorFilterJson(pref: number, toDev: string): Record<string, unknown>[
   ];
 }
 
-function rawLink(l: FakeLink): RawLink {
+/** A link as `ip -json link show` prints it; the kind (linkinfo) only with -details. */
+function rawLink(l: FakeLink, details: boolean): RawLink {
   const base: Record<Kind, string[]> = {
     loopback: ['LOOPBACK'],
     veth: ['BROADCAST', 'MULTICAST'],
@@ -1363,7 +1371,7 @@ function rawLink(l: FakeLink): RawLink {
     if (l.peer.ns === l.ns) raw.link = l.peer.name;
     else raw.link_netnsid = 0;
   }
-  if (l.kind !== 'loopback') {
+  if (l.kind !== 'loopback' && details) {
     raw.linkinfo = { info_kind: l.kind };
     if (l.vxlan !== undefined) {
       raw.linkinfo.info_data = { id: l.vxlan.id, remote: l.vxlan.remote, port: l.vxlan.port, learning: l.vxlan.learning };
@@ -1470,7 +1478,9 @@ function quoteIptablesWord(w: string): string {
 
 function listRules(table: Map<string, Chain>, only: string | undefined): string {
   const lines: string[] = [];
-  const chains = [...table.entries()].filter(([name]) => only === undefined || name === only);
+  // Built-in chains in their order, then the user's sorted by name, as iptables-nft -S prints them.
+  const all = [...table.entries()].filter(([name]) => only === undefined || name === only);
+  const chains = [...all.filter(([, c]) => c.builtin), ...all.filter(([, c]) => !c.builtin).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))];
   for (const [name, c] of chains) if (c.builtin) lines.push(`-P ${name} ACCEPT`);
   for (const [name, c] of chains) if (!c.builtin) lines.push(`-N ${name}`);
   for (const [name, c] of chains) for (const r of c.rules) lines.push(['-A', name, ...r.map(quoteIptablesWord)].join(' '));
