@@ -3,6 +3,8 @@
 // changes in one process) and run inside the namespace with nsenter. Every failure names the
 // operation, the netns and the interface. Why iproute2 and not in-process netlink: see
 // docs/decisions.md. What to change is decided by callers; this layer only reads and applies.
+// `Netns` is the seam the drivers see; `IprouteNetns` is the real one, and the in-memory fake
+// (test/fakes/netns.ts) passes the same contract (test/contract/netns.contract.ts).
 import { PeerpodError, isPeerpodError } from '../errors.js';
 import type { Exec } from '../exec.js';
 

@@ -63,6 +63,8 @@ export const NOT_MODELLED: Record<string, string> = {
   'ip -batch lines with quotes, `ip -n`, `ip netns`, `ip monitor`': 'no driver sends them; refused',
   'route metrics, preference, IPv6 route dump order':
     'the product Route type has no metric; cases compare IPv6 routes sorted',
+  'operstate history (a veth that lost its carrier by its peer moving away stays LOWERLAYERDOWN until the next carrier change)':
+    'the fake derives operstate from the present state; the contract checks the states the drivers meet',
   'ifindex per netns and kept across moves': 'the fake numbers links world-wide; nothing reads ifindex but the link itself',
   'link_netnsid values and a moved VXLAN socket staying in its birth netns':
     'the fake says only whether a veth peer is in another netns',
@@ -111,6 +113,8 @@ export const NETNS_CONTRACT: readonly NetnsContractCase[] = [
     async run({ ns }) {
       const links = await ns.links();
       assert.deepEqual(links, [{ ifindex: 1, ifname: 'lo', mtu: 65536, operstate: 'DOWN', flags: ['LOOPBACK'] }]);
+      const plain = JSON.parse(await ns.ip(['-json', 'link', 'show'], 'list without details')) as Record<string, unknown>[];
+      assert.deepEqual(plain.map((l) => [l['ifname'], l['link_type'], l['linkinfo']]), [['lo', 'loopback', undefined]]);
       assert.deepEqual(await ns.rules(4), [
         { priority: 0, src: 'all', table: 'local' },
         { priority: 32766, src: 'all', table: 'main' },
@@ -142,6 +146,8 @@ export const NETNS_CONTRACT: readonly NetnsContractCase[] = [
       }, 'M-DOWN: the peer, here, is down');
       assert.deepEqual(bare(await ns.link('br0')), { ifname: 'br0', mtu: 1400, operstate: 'DOWN', flags: ['BROADCAST', 'MULTICAST'], kind: 'bridge' });
       assert.equal((await ns.link('vx7'))?.kind, 'vxlan');
+      const plain = JSON.parse(await ns.ip(['-json', 'link', 'show', 'dev', 'vx7'], 'without details', 'vx7')) as Record<string, unknown>[];
+      assert.equal(plain[0]?.['linkinfo'], undefined, 'the kind only with -details');
       const [vx] = await vxlanLinks(ns);
       assert.deepEqual(
         vx && { ifname: vx.ifname, vni: vx.vni, remote: vx.remote, port: vx.port, learning: vx.learning },
@@ -259,6 +265,7 @@ export const NETNS_CONTRACT: readonly NetnsContractCase[] = [
         [
           ['route', 'replace', '198.18.8.0/24', 'via', '198.18.5.1', 'dev', 'eth0', 'proto', 'static'],
           ['route', 'replace', '198.18.9.4', 'dev', 'eth0', 'scope', 'link'],
+          ['route', 'replace', '198.18.9.128/25', 'via', '198.18.5.1', 'dev', 'eth0', 'proto', '16', 'scope', 'global'],
           ['route', 'replace', 'default', 'dev', 'veth0', 'table', '77'],
           ['route', 'replace', '198.18.10.0/24', 'via', '198.18.99.1', 'dev', 'eth0', 'onlink', 'table', '77'],
         ],
@@ -269,7 +276,8 @@ export const NETNS_CONTRACT: readonly NetnsContractCase[] = [
         { dst: '198.18.5.0/24', dev: 'eth0', protocol: 'kernel', scope: 'link', flags: [] },
         { dst: '198.18.8.0/24', gateway: '198.18.5.1', dev: 'eth0', protocol: 'static', flags: [] },
         { dst: '198.18.9.4', dev: 'eth0', scope: 'link', flags: [] },
-      ]);
+        { dst: '198.18.9.128/25', gateway: '198.18.5.1', dev: 'eth0', protocol: 'dhcp', flags: [] },
+      ], 'a protocol number reads back by name; scope global is not printed');
       assert.deepEqual(await ns.routes({ table: '77' }), [
         { dst: 'default', dev: 'veth0', scope: 'link', flags: [] },
         { dst: '198.18.10.0/24', gateway: '198.18.99.1', dev: 'eth0', flags: ['onlink'] },
@@ -281,7 +289,7 @@ export const NETNS_CONTRACT: readonly NetnsContractCase[] = [
       await failure(ns.ip(['route', 'del', '198.18.9.4', 'dev', 'eth0'], 'delete again', 'eth0'), 'ENETNS', 'delete of a route that is gone');
       await ns.ip(['route', 'flush', 'table', '77'], 'flush');
       assert.deepEqual(await ns.routes({ table: '77' }), []);
-      assert.equal((await ns.routes()).length, 3, 'main untouched by the flush');
+      assert.equal((await ns.routes()).length, 4, 'main untouched by the flush');
       assert.deepEqual(await ns.routes({ table: '78' }), [], 'a table that never held a route reads as empty');
       assert.deepEqual(await ns.routes({ family: 6, table: '78' }), []);
       assert.deepEqual(sortRoutes((await ns.routes({ family: 6 })).filter((r) => !r.dst.startsWith('fe80:'))), [
@@ -453,6 +461,16 @@ export const NETNS_CONTRACT: readonly NetnsContractCase[] = [
       await ns.iptables(['-t', 'raw', '-X', chain], 'delete chain');
       assert.deepEqual((await ns.iptables(['-t', 'raw', '-S'], 'list')).trim().split('\n'), ['-P PREROUTING ACCEPT', '-P OUTPUT ACCEPT']);
       await failure(ns.iptables(['-t', 'raw', '-A', 'nochain', '-j', 'ACCEPT'], 'append to nothing'), 'ENETNS', 'a chain that is not there');
+      for (const c of ['peerpod-z', 'peerpod-a']) {
+        await ns.iptables(['-t', 'filter', '-N', c], 'new chain');
+        await ns.iptables(['-t', 'filter', '-A', c, '-j', 'RETURN'], 'rule');
+      }
+      assert.deepEqual((await ns.iptables(['-S'], 'list filter')).trim().split('\n').slice(3), [
+        '-N peerpod-a',
+        '-N peerpod-z',
+        '-A peerpod-a -j RETURN',
+        '-A peerpod-z -j RETURN',
+      ], 'user chains sorted by name, whatever the order they were made in');
 
       const mss = ['-o', 'wg0', '-p', 'tcp', '--tcp-flags', 'SYN,RST', 'SYN', '-j', 'TCPMSS', '--clamp-mss-to-pmtu'];
       await ns.iptables(['-t', 'mangle', '-A', 'FORWARD', ...mss], 'mss', 'wg0', 6);
@@ -484,6 +502,7 @@ export const NETNS_CONTRACT: readonly NetnsContractCase[] = [
       const e = await failure(ns.ip(['link', 'set', 'dev', 'nope0', 'up'], 'bring nope0 up', 'nope0'), 'ENETNS', 'a missing interface');
       assert.deepEqual([e.context.op, e.context.netns, e.context.iface], ['bring nope0 up', ns.label, 'nope0']);
       assert.match(e.message, /nope0/);
+      assert.match(e.message, /^bring nope0 up failed: nsenter exited with code 1: Cannot find device "nope0"$/, 'the tool\'s own words');
       const nf = await failure(ns.requireLink('nope0', 'setup'), 'ENOTFOUND', 'requireLink');
       assert.deepEqual([nf.context.netns, nf.context.iface], [ns.label, 'nope0']);
       assert.match(nf.message, new RegExp(`nope0 in netns ${ns.label}`));

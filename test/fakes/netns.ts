@@ -34,6 +34,7 @@ import {
   type Rule,
   writeSysctlsIn,
 } from '../../src/netns/netns.js';
+import { ROUTE_PROTOCOL_NAMES } from '../../src/podnetwork/types.js';
 import { formatIpAddress, maxPrefixLength, networkAddress, parseIpAddress, type IpAddress, type IpFamily } from '../../src/ip.js';
 
 export type FakeLinkKind = 'veth' | 'wireguard' | 'tun' | 'vxlan' | 'dummy' | 'bridge';
@@ -257,6 +258,10 @@ export class FakeNetnsWorld {
   addLink(netns: string | null, name: string, opts: AddLinkOptions): number {
     const space = this.space(netns);
     if (space === undefined) throw new Error(`FakeNetnsWorld: no netns ${netns ?? 'host'}`);
+    if ((opts.kind === 'veth') !== (opts.peer !== undefined)) throw new Error('FakeNetnsWorld.addLink: a veth, and only a veth, has a peer');
+    for (const n of [name, opts.peer]) {
+      if (n !== undefined && space.links.has(n)) throw new Error(`FakeNetnsWorld.addLink: ${n} exists in netns ${netns ?? 'host'}`);
+    }
     // The kernel makes a veth's peer first: it gets the lower ifindex.
     const peer = opts.peer === undefined ? undefined : this.createLink(space, opts.peer, 'veth', opts.mtu);
     const l = this.createLink(space, name, opts.kind, opts.mtu);
@@ -501,12 +506,43 @@ export class FakeNetns implements Netns {
     return ipv6UnavailableIn(this);
   }
 
+  /**
+   * Everything in this netns, read the way the drivers read it (links without their ifindex, every
+   * routing table that ever held a route, rules, neighbours, iptables of both families, the ingress
+   * hooks): for "teardown leaves the netns as setup found it" assertions. Not part of Netns.
+   */
+  async snapshot(): Promise<Record<string, unknown>> {
+    const space = this.#world.space(this.path);
+    if (space === undefined) throw new Error(`FakeNetns.snapshot: no netns ${this.label}`);
+    const out: Record<string, unknown> = {
+      links: (await this.links()).map(({ ifindex: _i, ...l }) => l),
+      addresses: await this.addresses(),
+      rules4: await this.rules(4),
+      rules6: await this.rules(6),
+      neighbours: await this.neighbours(),
+      proxies: await this.neighbours({ proxy: true }),
+      ingress: [...space.links.values()].filter((l) => l.ingress !== undefined).map((l) => `${l.name}: ${l.ingress ?? ''} ${l.mirrors.map((m) => m.to.name).join(',')}`),
+    };
+    for (const family of [4, 6] as const) {
+      for (const table of [...space.tables[family]].filter((t) => t !== 'local').sort()) {
+        const routes = await this.routes({ family, table });
+        if (routes.length > 0) out[`routes${family} ${table}`] = routes;
+      }
+      if (family === 6 && !this.#world.ipv6) continue;
+      for (const table of Object.keys(IPTABLES_CHAINS)) {
+        out[`${family === 4 ? 'iptables' : 'ip6tables'} ${table}`] = await this.iptables(['-t', table, '-S'], 'snapshot', undefined, family);
+      }
+    }
+    return out;
+  }
+
   /** Run one command against the world: the netns must exist, an injected fault fires, tool failures become ENETNS. */
   async #do<T>(argv: readonly string[], op: string, iface: string | undefined, fn: (space: NsState) => T): Promise<T> {
     await Promise.resolve();
     this.#world.log.push({ netns: this.label, argv: [...argv] });
     const fail = (detail: string, exitCode: number, cause?: unknown): never => {
-      const cmd = argv[0] ?? '';
+      // Inside another netns the command runs under nsenter, whose exit the real error reports.
+      const cmd = this.path === null ? (argv[0] ?? '') : 'nsenter';
       const exec = new PeerpodError('EEXEC', `${cmd} exited with code ${exitCode}: ${detail}`, { op: 'exec', cmd: argv.join(' '), exitCode }, cause);
       throw new PeerpodError('ENETNS', `${op} failed: ${exec.message}`, { op, netns: this.label, iface }, exec);
     };
@@ -559,12 +595,13 @@ export class FakeNetns implements Netns {
   #ipTool(space: NsState, args: readonly string[], input: string | undefined, argv: readonly string[]): string {
     let family: IpFamily | undefined;
     let json = false;
+    let details = false;
     let i = 0;
     for (; i < args.length; i++) {
       const a = args[i];
       if (a === '-4' || a === '-6') family = a === '-4' ? 4 : 6;
       else if (a === '-json' || a === '-j') json = true;
-      else if (a === '-details' || a === '-d') continue;
+      else if (a === '-details' || a === '-d') details = true;
       else break;
     }
     const rest = args.slice(i);
@@ -573,7 +610,7 @@ export class FakeNetns implements Netns {
       const lines = input.split('\n').filter((l) => l.trim() !== '');
       lines.forEach((line, n) => {
         try {
-          this.#ipCommand(space, line.trim().split(/\s+/), family, false, argv);
+          this.#ipCommand(space, line.trim().split(/\s+/), { family, json: false, details: false }, argv);
         } catch (e) {
           if (e instanceof ToolError) throw new ToolError(`${e.stderr}\nCommand failed -:${n + 1}`, 1);
           throw e;
@@ -581,16 +618,21 @@ export class FakeNetns implements Netns {
       });
       return '';
     }
-    return this.#ipCommand(space, rest, family, json, argv);
+    return this.#ipCommand(space, rest, { family, json, details }, argv);
   }
 
-  #ipCommand(space: NsState, words: readonly string[], family: IpFamily | undefined, json: boolean, argv: readonly string[]): string {
+  #ipCommand(
+    space: NsState,
+    words: readonly string[],
+    { family, json, details }: { family: IpFamily | undefined; json: boolean; details: boolean },
+    argv: readonly string[],
+  ): string {
     const [object, verb, ...rest] = words;
     const show = verb === 'show' || verb === 'list';
     if (show && !json) return this.#refuse(argv, 'the fake prints only -json');
     switch (object) {
       case 'link':
-        if (show) return JSON.stringify(this.#showLinks(space, rest, argv));
+        if (show) return JSON.stringify(this.#showLinks(space, rest, argv).map((l) => rawLink(l, details)));
         return this.#linkCommand(space, verb, rest, argv);
       case 'address':
       case 'addr':
@@ -647,6 +689,7 @@ export class FakeNetns implements Netns {
         space.links.set(name, l);
       } else if (w === 'netns') {
         const target = value();
+        if (/^\d+$/.test(target)) return this.#refuse(argv, 'a netns given by PID');
         const path = target.includes('/') ? target : `/run/netns/${target}`;
         const to = this.#world.space(path);
         if (to === undefined) throw new ToolError(`Cannot open network namespace "${target}": No such file or directory`, 1);
@@ -700,7 +743,7 @@ export class FakeNetns implements Netns {
     return '';
   }
 
-  #showLinks(space: NsState, args: readonly string[], argv: readonly string[]): RawLink[] {
+  #showLinks(space: NsState, args: readonly string[], argv: readonly string[]): FakeLink[] {
     let links = [...space.links.values()];
     const words = [...args];
     while (words.length > 0) {
@@ -715,7 +758,7 @@ export class FakeNetns implements Netns {
         links = links.filter((l) => l.kind === t);
       } else return this.#refuse(argv, `ip link show … ${w ?? ''} is not modelled`);
     }
-    return links.sort((a, b) => a.ifindex - b.ifindex).map(rawLink);
+    return links.sort((a, b) => a.ifindex - b.ifindex);
   }
 
   #addressCommand(space: NsState, verb: string | undefined, args: readonly string[], argv: readonly string[]): string {
@@ -805,7 +848,11 @@ export class FakeNetns implements Netns {
       const value = (): string => words.shift() ?? this.#refuse(argv, `${w ?? ''} needs a value`);
       if (w === 'via') r.gateway = value();
       else if (w === 'dev') r.dev = this.#dev(space, value());
-      else if (w === 'proto' || w === 'protocol') r.protocol = value();
+      else if (w === 'proto' || w === 'protocol') {
+        // iproute2 prints a protocol by its name when it has one ("proto 2" reads back as kernel).
+        const v = value();
+        r.protocol = /^\d+$/.test(v) ? (ROUTE_PROTOCOL_NAMES.get(Number(v)) ?? v) : v;
+      }
       else if (w === 'scope') r.scope = value();
       else if (w === 'table') table = tableName(value());
       else if (w === 'metric' || w === 'priority' || w === 'preference') metric = intOf(value(), argv, this);
@@ -1294,7 +1341,8 @@ function mirrorFilterJson(pref: number, toDev: string): Record<string, unknown>[
   ];
 }
 
-function rawLink(l: FakeLink): RawLink {
+/** A link as `ip -json link show` prints it; the kind (linkinfo) only with -details. */
+function rawLink(l: FakeLink, details: boolean): RawLink {
   const base: Record<Kind, string[]> = {
     loopback: ['LOOPBACK'],
     veth: ['BROADCAST', 'MULTICAST'],
@@ -1323,7 +1371,7 @@ function rawLink(l: FakeLink): RawLink {
     if (l.peer.ns === l.ns) raw.link = l.peer.name;
     else raw.link_netnsid = 0;
   }
-  if (l.kind !== 'loopback') {
+  if (l.kind !== 'loopback' && details) {
     raw.linkinfo = { info_kind: l.kind };
     if (l.vxlan !== undefined) {
       raw.linkinfo.info_data = { id: l.vxlan.id, remote: l.vxlan.remote, port: l.vxlan.port, learning: l.vxlan.learning };
@@ -1346,7 +1394,7 @@ function rawRoute(r: FakeRoute): RawRoute {
   if (r.dev !== undefined) raw.dev = r.dev.name;
   else if (r.family === 6 && r.type !== 'unicast') raw.dev = 'lo';
   if (r.protocol !== undefined && r.protocol !== 'boot') raw.protocol = r.protocol;
-  if (r.scope !== undefined && r.scope !== 'universe' && r.family === 4) raw.scope = r.scope;
+  if (r.scope !== undefined && r.scope !== 'universe' && r.scope !== 'global' && r.family === 4) raw.scope = r.scope;
   if (r.metric !== 0) raw.metric = r.metric;
   raw.flags = [
     ...(r.onlink === true ? ['onlink'] : []),
@@ -1430,7 +1478,9 @@ function quoteIptablesWord(w: string): string {
 
 function listRules(table: Map<string, Chain>, only: string | undefined): string {
   const lines: string[] = [];
-  const chains = [...table.entries()].filter(([name]) => only === undefined || name === only);
+  // Built-in chains in their order, then the user's sorted by name, as iptables-nft -S prints them.
+  const all = [...table.entries()].filter(([name]) => only === undefined || name === only);
+  const chains = [...all.filter(([, c]) => c.builtin), ...all.filter(([, c]) => !c.builtin).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))];
   for (const [name, c] of chains) if (c.builtin) lines.push(`-P ${name} ACCEPT`);
   for (const [name, c] of chains) if (!c.builtin) lines.push(`-N ${name}`);
   for (const [name, c] of chains) for (const r of c.rules) lines.push(['-A', name, ...r.map(quoteIptablesWord)].join(' '));

@@ -4,6 +4,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { PeerpodError } from '../../src/errors.js';
 import type { Netns } from '../../src/netns/netns.js';
+import { applyPodPlumbing, removePodPlumbing } from '../../src/tunnel/wireguard/worker-plumbing.js';
 import { GAPS, NETNS_CONTRACT, type NetnsContractContext } from '../contract/netns.contract.js';
 import { FakeNetnsWorld } from '../fakes/netns.js';
 
@@ -97,6 +98,30 @@ describe('FakeNetns beyond the contract', () => {
     expect((await rejection(pod.exists())).code).toBe('ENETNS');
     world.existsFails('/run/netns/pod', null);
     expect(await pod.exists()).toBe(false);
+  });
+
+  it('snapshot() sees what the worker plumbing leaves, and that its teardown leaves nothing', async () => {
+    const world = new FakeNetnsWorld();
+    const pod = world.addNetns('/run/netns/pod');
+    world.addLink('/run/netns/pod', 'eth0', { kind: 'veth', peer: 'wg0', up: true });
+    await pod.batch([['link', 'set', 'dev', 'wg0', 'up'], ['address', 'add', '198.18.5.2/24', 'dev', 'eth0']], 'pod');
+    const before = await pod.snapshot();
+    const p = { device: 'wg0', podInterface: 'eth0', podIPs: ['198.18.5.2'] };
+    await applyPodPlumbing(pod, p);
+    const during = await pod.snapshot();
+    expect(Object.keys(during).filter((k) => JSON.stringify(during[k]) !== JSON.stringify(before[k])).sort()).toEqual([
+      'iptables mangle',
+      'proxies',
+      'routes4 2151',
+      'rules4',
+    ]);
+    await removePodPlumbing(pod, p);
+    const after = await pod.snapshot();
+    // The device is gone (a veth takes its peer, eth0, with it); the rest is as before.
+    const { links: _a, addresses: _b, 'routes4 main': _c, ...rest } = after;
+    const { links: _d, addresses: _e, 'routes4 main': _f, ...restBefore } = before;
+    expect(rest).toEqual(restBefore);
+    expect(after['links']).toEqual([{ ifname: 'lo', mtu: 65536, operstate: 'DOWN', flags: ['LOOPBACK'] }]);
   });
 
   it('the factory hands out the host and handles on paths', async () => {
