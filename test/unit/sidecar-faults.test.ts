@@ -271,7 +271,7 @@ describe('stopping the sidecar', () => {
     const r = await rig({ tickMs: 10, slowInspectMs: 300 });
     r.backend.devicesByName.set(DEVICE, { name: DEVICE, privateKey: null, publicKey: null, listenPort: 0, firewallMark: 0, peers: [] });
     const running = new AbortController();
-    r.service.start(running.signal);
+    const loop = r.service.start(running.signal);
     const socket = join(dir, 'api.sock');
     const server = createApiServer({ service: r.service, backend: r.backend }, true);
     await new Promise<void>((resolve) => server.listen(socket, resolve));
@@ -283,6 +283,7 @@ describe('stopping the sidecar', () => {
     expect((await inFlight).status).toBe(200);
     expect(await drained).toBe('drained');
     await expect(callSidecar(socket, 'GET', '/healthz')).rejects.toThrow(/not running/);
+    await loop;
     await r.service.idle();
     const checks = r.backend.calls.length;
     await new Promise((res) => setTimeout(res, 100));
