@@ -16,6 +16,7 @@ import type { TunnelRegistry } from '../../src/tunnel/registry.js';
 import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
 import { generateKeyPair, PublicKey } from '../../src/wireguard/keys.js';
 import type { Peer } from '../../src/wireguard/config.js';
+import { podNetworkOf } from '../support/pod-network.js';
 import { capturingLogger, nsenterExec, podNetnsExec, ScriptedBackend, seedReadyPod, testService, type NetnsAnswer } from './fakes.js';
 
 const NETNS = '/run/netns/pwt-faults-a';
@@ -80,20 +81,6 @@ async function rig(opts: { tickMs?: number; slowInspectMs?: number } = {}): Prom
   });
   await seedReadyPod(store, NETNS);
   return { service, backend, store, netns, execCalls, lines, advance: (ms) => (now += ms), now: () => now };
-}
-
-function podNetworkOf(worker: PublicKey): PodNetwork {
-  return {
-    podIp: { address: '198.18.1.21', prefixLength: 24, family: 4 },
-    interfaceName: 'eth0',
-    routes: [],
-    neighbors: [],
-    mtu: 1500,
-    index: 0,
-    dedicated: false,
-    externalNetViaPodVm: false,
-    tunnel: { type: 'wireguard', privateKey: generateKeyPair().privateKey, peerPublicKey: worker, listenPort: 51900, persistentKeepalive: 25, mtu: 1420 },
-  };
 }
 
 async function keysKept(store: FilePodStore): Promise<boolean> {
