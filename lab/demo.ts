@@ -32,7 +32,24 @@ interface VmPod {
   device(): Promise<string>;
 }
 
+const USAGE = `usage: npm run demo [-- --netns-vm]
+  Builds a lab of namespaces (prefix pw????), runs the CAA flow through our CLIs with a qemu pod VM
+  (or, with --netns-vm or where qemu cannot run, a namespace playing the VM), shows traffic both
+  ways, then removes everything it made. Needs root.
+`;
+
 async function main(): Promise<void> {
+  const unknown = process.argv.slice(2).filter((a) => a !== '--netns-vm');
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown argument ${unknown[0]}\n${USAGE}`);
+    process.exit(2);
+  }
+  // A reader that goes away (the demo piped into head) must not cut the cleanup short.
+  process.stdout.on('error', () => undefined);
   if (process.getuid?.() !== 0) {
     process.stderr.write('npm run demo needs root: it creates network namespaces\n');
     process.exit(1);

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Exec, ExecResult } from '../src/exec.js';
 import type { Lab, LabSlot } from './lab.js';
 
-const CMD_DIR = fileURLToPath(new URL('../../cmd/', import.meta.url));
+const CMD_DIR = fileURLToPath(new URL('../cmd/', import.meta.url));
 export const WGCTL = join(CMD_DIR, 'wgctl.js');
 export const AGENT = join(CMD_DIR, 'peerpod-wg-agent.js');
 export const TRANSFER = fileURLToPath(new URL('./transfer.js', import.meta.url));

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { callSidecar } from '../src/sidecar/client.js';
 import type { Lab } from './lab.js';
 
-export const SIDECAR = fileURLToPath(new URL('../../cmd/peerpod-wg-sidecar.js', import.meta.url));
+export const SIDECAR = fileURLToPath(new URL('../cmd/peerpod-wg-sidecar.js', import.meta.url));
 
 export class LabSidecar {
   readonly socket: string;

@@ -11,7 +11,7 @@
 // control.sock), so deleteInstance works from the folder alone, after a restart too: it stops the
 // qemu whose pid is recorded (only after /proc confirms it is that instance's qemu), deletes the
 // TAP and the folder. Building the image and the namespace it plugs into are left to others
-// (tools/podvm-image/, ./lab-vm.ts).
+// (tools/podvm-image/, and lab/lab-vm.ts for the lab).
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
