@@ -188,7 +188,7 @@ async function main(argv: string[]): Promise<void> {
   await Promise.all([healthLoop, cloudPortRun, service.idle()]);
   await rm(cfg.socket, { force: true });
   await rt.backend.close();
-  lock.releaseSync();
+  await lock.release();
   rt.log.info({ outcome }, 'stopped');
   // Every part is done: the process ends by itself. Should a handle still hold it, say so and go.
   setTimeout(() => {
