@@ -35,8 +35,9 @@ describe('the pod state machine', () => {
     for (const p of PHASES) expect([p, isLegalTransition(p, 'tearing-down'), isLegalTransition(p, p)]).toEqual([p, true, true]);
   });
 
-  it('tearing-down is final: nothing but the removal follows it', () => {
+  it('tearing-down is final: nothing but the removal follows it, and the refusal says what to do', () => {
     for (const to of PHASES.filter((p) => p !== 'tearing-down')) expect([to, isLegalTransition('tearing-down', to)]).toEqual([to, false]);
+    expect(thrown(() => checkTransition('tearing-down', 'setting-up', '/run/netns/x')).message).toMatch(/teardown is unfinished: run the teardown again first$/);
   });
 
   it.each([
