@@ -16,6 +16,7 @@ import type { TunnelRegistry } from '../../src/tunnel/registry.js';
 import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
 import { generateKeyPair, PublicKey } from '../../src/wireguard/keys.js';
 import type { Peer } from '../../src/wireguard/config.js';
+import { podNetworkOf } from '../support/pod-network.js';
 import { capturingLogger, nsenterExec, podNetnsExec, ScriptedBackend, seedReadyPod, testService, type NetnsAnswer } from './fakes.js';
 
 const NETNS = '/run/netns/pwt-faults-a';
@@ -80,20 +81,6 @@ async function rig(opts: { tickMs?: number; slowInspectMs?: number } = {}): Prom
   });
   await seedReadyPod(store, NETNS);
   return { service, backend, store, netns, execCalls, lines, advance: (ms) => (now += ms), now: () => now };
-}
-
-function podNetworkOf(worker: PublicKey): PodNetwork {
-  return {
-    podIp: { address: '198.18.1.21', prefixLength: 24, family: 4 },
-    interfaceName: 'eth0',
-    routes: [],
-    neighbors: [],
-    mtu: 1500,
-    index: 0,
-    dedicated: false,
-    externalNetViaPodVm: false,
-    tunnel: { type: 'wireguard', privateKey: generateKeyPair().privateKey, peerPublicKey: worker, listenPort: 51900, persistentKeepalive: 25, mtu: 1420 },
-  };
 }
 
 async function keysKept(store: FilePodStore): Promise<boolean> {
@@ -271,7 +258,7 @@ describe('stopping the sidecar', () => {
     const r = await rig({ tickMs: 10, slowInspectMs: 300 });
     r.backend.devicesByName.set(DEVICE, { name: DEVICE, privateKey: null, publicKey: null, listenPort: 0, firewallMark: 0, peers: [] });
     const running = new AbortController();
-    r.service.start(running.signal);
+    const loop = r.service.start(running.signal);
     const socket = join(dir, 'api.sock');
     const server = createApiServer({ service: r.service, backend: r.backend }, true);
     await new Promise<void>((resolve) => server.listen(socket, resolve));
@@ -283,6 +270,7 @@ describe('stopping the sidecar', () => {
     expect((await inFlight).status).toBe(200);
     expect(await drained).toBe('drained');
     await expect(callSidecar(socket, 'GET', '/healthz')).rejects.toThrow(/not running/);
+    await loop;
     await r.service.idle();
     const checks = r.backend.calls.length;
     await new Promise((res) => setTimeout(res, 100));
