@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // peerpod-wg-sidecar: the long-lived worker-side daemon next to CAA. It owns the per-pod tunnels,
 // serves CAA's three verbs plus status and metrics on a unix socket, reconciles on start and
-// keeps tunnels healthy (src/sidecar/service.ts). On SIGTERM it stops and leaves the tunnels up.
+// keeps tunnels healthy (src/sidecar/service.ts). Its long-running parts (the listeners, reconcile,
+// the health loop, the cloud firewall rule) share one AbortSignal, which SIGTERM and SIGINT abort:
+// requests in flight finish, every part stops, no timer is left, and the tunnels stay up.
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -11,7 +13,7 @@ import { createApiServer, handleRequest, parseBody } from '../src/sidecar/api.js
 import { callSidecar } from '../src/sidecar/client.js';
 import { sidecarConfigFromEnv } from '../src/sidecar/config.js';
 import { TunnelService } from '../src/sidecar/service.js';
-import { drainServers } from '../src/sidecar/shutdown.js';
+import { drainServers, untilAborted } from '../src/sidecar/shutdown.js';
 import { StateLock } from '../src/state/lock.js';
 import { versionLine } from '../src/version.js';
 import { makeCloudPortRule } from './cloud-port-wiring.js';
@@ -155,8 +157,10 @@ async function main(argv: string[]): Promise<void> {
     if (alive) throw new PeerpodError('EBACKEND', `another sidecar already answers on ${cfg.socket}`, { op: 'start' });
     await rm(cfg.socket, { force: true });
   }
-  // The daemon's long-running parts (the cloud rule, the health loop, the listeners) stop on this one signal.
+  // The daemon's long-running parts (the cloud rule, reconcile, the health loop, the listeners) stop on this one signal.
   const running = new AbortController();
+  process.once('SIGTERM', () => running.abort('SIGTERM'));
+  process.once('SIGINT', () => running.abort('SIGINT'));
   const cloudPortRule = makeCloudPortRule(cfg.cloudPortRule, rt.log, running.signal);
   const cloudPortStatus = () => cloudPortRule.status;
   const api = createApiServer({ service, backend: rt.backend, onError, cloudPortRule: cloudPortStatus }, true);
@@ -169,25 +173,28 @@ async function main(argv: string[]): Promise<void> {
     servers.push(tcp);
   }
   rt.log.info({ socket: cfg.socket, metrics: cfg.metricsAddr, tunnelType: cfg.tunnelType, backend: rt.backend.kind }, 'sidecar listening');
-  void cloudPortRule.run(); // never throws; it must not hold up serving
+  const cloudPortRun = cloudPortRule.run(); // never throws; it must not hold up serving
 
-  await service.reconcile();
-  rt.log.info({}, 'reconciled; ready');
-  service.start(running.signal);
+  await service.reconcile(running.signal);
+  let healthLoop = Promise.resolve();
+  if (!running.signal.aborted) {
+    rt.log.info({}, 'reconciled; ready');
+    healthLoop = service.start(running.signal);
+  }
 
-  const stop = (signal: string): void => {
-    if (running.signal.aborted) return;
-    rt.log.info({ signal }, 'stopping: finishing the requests in flight; the tunnels stay up');
-    running.abort();
-    void drainServers(servers, DRAIN_MS)
-      .then(async (outcome) => {
-        await service.idle();
-        rt.log.info({ outcome }, 'stopped');
-      })
-      .finally(() => void rm(cfg.socket, { force: true }).finally(() => process.exit(0)));
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  await untilAborted(running.signal);
+  rt.log.info({ signal: running.signal.reason as unknown }, 'stopping: finishing the requests in flight; the tunnels stay up');
+  const outcome = await drainServers(servers, DRAIN_MS);
+  await Promise.all([healthLoop, cloudPortRun, service.idle()]);
+  await rm(cfg.socket, { force: true });
+  await rt.backend.close();
+  await lock.release();
+  rt.log.info({ outcome }, 'stopped');
+  // Every part is done: the process ends by itself. Should a handle still hold it, say so and go.
+  setTimeout(() => {
+    rt.log.warn({}, 'something still holds the process 5 s after stopping; exiting anyway');
+    process.exit(0);
+  }, 5_000).unref();
 }
 
 main(process.argv.slice(2)).catch(fail);

@@ -6,6 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { PeerpodError, describeError, isPeerpodError } from '../src/errors.js';
 import { realExec } from '../src/exec.js';
+import { realSpawner } from '../src/spawn.js';
 import { netnsFactory, type NetnsFactory } from '../src/netns/netns.js';
 import type { WireGuardBackend } from '../src/wireguard/backend.js';
 import { KernelBackend, kernelWireGuardAvailable } from '../src/wireguard/kernel/backend.js';
@@ -59,7 +60,7 @@ export function makeRuntime(opts: {
  * of ours) and wireguard-go otherwise.
  */
 export function chooseBackend(choice: BackendChoice, opts: { runDir: string; side?: Side; probe?: () => { available: boolean; why: string } }): WireGuardBackend {
-  const userspace = (): WireGuardBackend => new UserspaceBackend({ exec: realExec, runDir: opts.runDir });
+  const userspace = (): WireGuardBackend => new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir: opts.runDir });
   if (choice === 'userspace') return userspace();
   const probe = (opts.probe ?? kernelWireGuardAvailable)();
   if (probe.available) return new KernelBackend({ exec: realExec });

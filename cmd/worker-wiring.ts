@@ -1,6 +1,7 @@
 // The worker side's composition root, shared by wgctl (direct mode) and the sidecar: the state
 // folder and the worker drivers of every tunnel type, built on a Runtime (./wiring.ts).
-import { FilePodStore } from '../src/state/store.js';
+import { checkedPodStore } from '../src/state/phase.js';
+import { FilePodStore, type PodStore } from '../src/state/store.js';
 import type { TunnelRegistry } from '../src/tunnel/registry.js';
 import { VxlanWorkerDriver } from '../src/tunnel/vxlan/worker.js';
 import { WireguardWorkerDriver, type SetupStep } from '../src/tunnel/wireguard/worker.js';
@@ -21,14 +22,17 @@ export interface WorkerOptions {
 export interface Worker {
   registry: TunnelRegistry;
   wireguard: WireguardWorkerDriver;
-  store: FilePodStore;
+  /** The state folder, every record write checked against the pod state machine (src/state/phase.ts). */
+  store: PodStore;
 }
 
 /** The worker side's drivers and state, shared by wgctl (direct mode) and the sidecar. */
 export function makeWorker(rt: Runtime, o: WorkerOptions): Worker {
-  const store = new FilePodStore(o.stateDir, {
-    onProblem: (p) => rt.log.error({ pod: p.id, file: p.file, problem: p.problem }, 'a pod record could not be used'),
-  });
+  const store = checkedPodStore(
+    new FilePodStore(o.stateDir, {
+      onProblem: (p) => rt.log.error({ pod: p.id, file: p.file, problem: p.problem }, 'a pod record could not be used'),
+    }),
+  );
   const wireguard = new WireguardWorkerDriver(
     { backend: rt.backend, netns: rt.netns, store, ...(o.onStep ? { onStep: o.onStep } : {}) },
     {

@@ -21,6 +21,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PeerpodError } from '../src/errors.js';
 import type { Exec } from '../src/exec.js';
+import { realSpawner } from '../src/spawn.js';
 import { LAB, type Lab } from './lab.js';
 import { buildPodVmImage, type PodVmImage } from '../tools/podvm-image/image.js';
 import { LocalProvider, type LocalNetwork } from '../src/provider/local/local-provider.js';
@@ -120,6 +121,7 @@ export async function startQemuPodVm(lab: Lab, apfJsonText: string, opts: StartQ
   const stateDir = opts.stateDir ?? join('/run', 'peerpod-wireguard', `${lab.prefix}-podvm`);
   const provider = new LocalProvider({
     exec,
+    spawner: realSpawner,
     image: async () => image,
     network,
     stateDir,

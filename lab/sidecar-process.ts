@@ -8,6 +8,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { realExec } from '../src/exec.js';
+import { realSpawner } from '../src/spawn.js';
 import { callSidecar } from '../src/sidecar/client.js';
 import { podVmDeviceName } from '../src/tunnel/wireguard/names.js';
 import { PublicKey } from '../src/wireguard/keys.js';
@@ -71,14 +72,14 @@ export class LabSidecar {
    * flow's worker key. Kernel devices need none of this; they die with their namespaces.
    */
   async removeDaemons(flows: readonly LabFlow[]): Promise<void> {
-    const worker = new UserspaceBackend({ exec: realExec, runDir: this.runDir });
+    const worker = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir: this.runDir });
     for (const id of await readdir(join(this.stateDir, 'pods')).catch(() => [] as string[])) {
       await worker.remove(`pwg${id}`).catch(() => undefined);
     }
     for (const f of flows) {
       const key = (f.podNetworkJson['wireguard'] as Record<string, string> | undefined)?.['peer-public-key'];
       if (key === undefined) continue;
-      const vm = new UserspaceBackend({ exec: realExec, runDir: f.vmRunDir });
+      const vm = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir: f.vmRunDir });
       await vm.remove(podVmDeviceName(PublicKey.fromBase64(key))).catch(() => undefined);
     }
   }

@@ -9,13 +9,13 @@
 //
 // Everything started here is stopped by stop(): qemu and virtiofsd by the pids we spawned (after
 // /proc says they are still ours), and the folder with the sockets and the console log.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError } from '../src/errors.js';
 import type { Exec } from '../src/exec.js';
+import { realSpawner, type SpawnedProcess } from '../src/spawn.js';
 import { buildWorkerVmImage, WORKER_SHARE_TAG, type WorkerVmImage } from '../tools/podvm-image/worker-image.js';
 import { isLiveProcess } from '../src/process-identity.js';
 import { QemuGuest } from '../src/provider/local/qemu.js';
@@ -55,30 +55,31 @@ export async function startWorkerVm(opts: StartWorkerVmOptions): Promise<WorkerV
   const image = await buildWorkerVmImage({ exec: opts.exec, projectRoot: opts.projectRoot });
   const dir = await mkdtemp('/run/peerpod-worker-vm-');
   const fsSocket = join(dir, 'virtiofs.sock');
-  let fsd: ChildProcess | null = null;
+  let fsd: SpawnedProcess | null = null;
   let guest: QemuGuest | null = null;
   const stop = async (): Promise<void> => {
     await guest?.stop().catch(() => undefined);
     const p = fsd;
-    if (p?.pid !== undefined && p.exitCode === null && p.signalCode === null && (await isLiveProcess(p.pid, { comm: 'virtiofsd' }))) {
-      const exited = new Promise((r) => p.once('exit', r));
+    if (p !== null && p.exit === null && (await isLiveProcess(p.pid, { comm: 'virtiofsd' }))) {
       p.kill('SIGTERM');
-      await Promise.race([exited, sleep(5_000)]);
-      if (p.exitCode === null && p.signalCode === null && (await isLiveProcess(p.pid, { comm: 'virtiofsd' }))) p.kill('SIGKILL');
+      await Promise.race([p.exited, sleep(5_000)]);
+      if (p.exit === null && (await isLiveProcess(p.pid, { comm: 'virtiofsd' }))) p.kill('SIGKILL');
     }
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    // Not through src/exec.ts: it lives as long as the guest; stop() ends it by this pid.
-    fsd = spawn(VIRTIOFSD, [`--socket-path=${fsSocket}`, '-o', `source=${opts.projectRoot}`, '-o', 'cache=auto'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Through the spawner, not exec: it lives as long as the guest; stop() ends it by this handle.
     let fsErr = '';
-    fsd.stderr?.on('data', (b: Buffer) => (fsErr = (fsErr + b.toString()).slice(-2000)));
+    fsd = await realSpawner.spawn([VIRTIOFSD, `--socket-path=${fsSocket}`, '-o', `source=${opts.projectRoot}`, '-o', 'cache=auto'], {
+      stderr: (b) => (fsErr = (fsErr + b.toString()).slice(-2000)),
+    });
     for (let i = 0; i < 100 && !existsSync(fsSocket); i++) {
-      if (fsd.exitCode !== null) throw new PeerpodError('EBACKEND', `virtiofsd exited: ${fsErr}`, { op: 'start-worker-vm' });
+      if (fsd.exit !== null) throw new PeerpodError('EBACKEND', `virtiofsd exited: ${fsErr}`, { op: 'start-worker-vm' });
       await sleep(50);
     }
     const memoryMiB = opts.memoryMiB ?? 1536;
     guest = new QemuGuest({
+      spawner: realSpawner,
       kernel: image.kernel,
       initrd: image.initrd,
       append: 'console=ttyS0 quiet loglevel=4 panic=-1 peerpod.ctl=peerpod.ctl',
@@ -88,7 +89,7 @@ export async function startWorkerVm(opts: StartWorkerVmOptions): Promise<WorkerV
       cpus: opts.cpus ?? 2,
       ...(opts.onConsole === undefined ? {} : { onConsole: opts.onConsole }),
     });
-    guest.start();
+    await guest.start();
     await guest.waitReady(opts.readyTimeoutMs ?? 120_000);
     return { guest, image, bootMs: guest.marks.hostMs['ready'] ?? 0, stop };
   } catch (e) {

@@ -1,6 +1,7 @@
 // The single edge through which every child process is started: argv arrays (never a shell), a
 // timeout, optional stdin. Failures become PeerpodError EEXEC carrying the command, the exit code
-// and stderr. The `Exec` type is the seam: unit tests pass a fake, entry points pass `realExec`.
+// and stderr. The `Exec` type is the seam: unit tests pass a fake (test/fakes/exec.ts, which builds
+// its failures with the same functions as here), entry points pass `realExec`.
 import { spawn } from 'node:child_process';
 import { PeerpodError } from './errors.js';
 
@@ -22,6 +23,32 @@ export type Exec = (argv: readonly string[], opts?: ExecOptions) => Promise<Exec
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
+/** The timeout a call gets when it names none. */
+export function execTimeoutMs(opts: ExecOptions): number {
+  return opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+}
+
+/** The program could not be started at all (missing, not executable): no exit code. */
+export function execNotStarted(argv: readonly string[], cause: unknown): PeerpodError {
+  return new PeerpodError('EEXEC', `cannot run ${argv[0] ?? ''}`, { op: 'exec', cmd: argv.join(' ') }, cause);
+}
+
+/** The program ran longer than its timeout and was killed; `timeoutMs` in the context says so. */
+export function execTimedOut(argv: readonly string[], timeoutMs: number): PeerpodError {
+  return new PeerpodError('EEXEC', `${argv[0] ?? ''} timed out`, { op: 'exec', cmd: argv.join(' '), timeoutMs });
+}
+
+/** Null when the exit code of `result` is one of `okCodes` (default: 0); else EEXEC with the code and stderr. */
+export function execFailure(argv: readonly string[], result: ExecResult, opts: ExecOptions, signal: string | null = null): PeerpodError | null {
+  if ((opts.okCodes ?? [0]).includes(result.code)) return null;
+  const why = result.stderr.trim() || result.stdout.trim() || `signal ${signal ?? 'none'}`;
+  return new PeerpodError('EEXEC', `${argv[0] ?? ''} exited with code ${result.code}: ${why}`, {
+    op: 'exec',
+    cmd: argv.join(' '),
+    exitCode: result.code,
+  });
+}
+
 export const realExec: Exec = (argv, opts = {}) =>
   new Promise((resolve, reject) => {
     const [cmd, ...args] = argv;
@@ -36,15 +63,16 @@ export const realExec: Exec = (argv, opts = {}) =>
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
+    const timeoutMs = execTimeoutMs(opts);
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');
-    }, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    }, timeoutMs);
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e) => {
       clearTimeout(timer);
-      reject(new PeerpodError('EEXEC', `cannot run ${cmd}`, { op: 'exec', cmd: argv.join(' ') }, e));
+      reject(execNotStarted(argv, e));
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -53,21 +81,9 @@ export const realExec: Exec = (argv, opts = {}) =>
         stderr: Buffer.concat(err).toString('utf8'),
         code: code ?? -1,
       };
-      const ok = opts.okCodes ?? [0];
-      if (timedOut) {
-        reject(new PeerpodError('EEXEC', `${cmd} timed out`, { op: 'exec', cmd: argv.join(' ') }));
-      } else if (!ok.includes(result.code)) {
-        const why = result.stderr.trim() || result.stdout.trim() || `signal ${signal ?? 'none'}`;
-        reject(
-          new PeerpodError('EEXEC', `${cmd} exited with code ${result.code}: ${why}`, {
-            op: 'exec',
-            cmd: argv.join(' '),
-            exitCode: result.code,
-          }),
-        );
-      } else {
-        resolve(result);
-      }
+      const failure = timedOut ? execTimedOut(argv, timeoutMs) : execFailure(argv, result, opts, signal);
+      if (failure !== null) reject(failure);
+      else resolve(result);
     });
     child.stdin.on('error', () => {
       /* the child may exit before reading its input; its exit code tells the story */

@@ -12,10 +12,10 @@
 // The cloud SDK is loaded only by the provider factory it is given (src/provider/registry.ts), and
 // only when the plan says to manage the rule. Logging and exposing the state is left to the caller
 // of `status` (metrics, /readyz).
-import { setTimeout as sleepFor } from 'node:timers/promises';
 import { PeerpodError, describeError } from '../errors.js';
 import { firewallConfigFromEnv, parseBool, tunnelPortRequest, type Env, type FirewallConfig } from '../provider/config.js';
 import { PROVIDER_NAMES, type CloudFirewall, type TunnelPortResult } from '../provider/provider.js';
+import { realClock, realSleep, type Clock, type Sleep } from './time.js';
 
 export const CLOUD_PORT_STATES = ['off', 'pending', 'open', 'denied', 'failing'] as const;
 export type CloudPortState = (typeof CLOUD_PORT_STATES)[number];
@@ -113,8 +113,8 @@ export interface CloudPortDeps {
   readonly log: CloudPortLog;
   /** Shutdown: ends the attempts and the waits between them. */
   readonly signal: AbortSignal;
-  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
-  readonly now?: () => number;
+  readonly sleep?: Sleep;
+  readonly now?: Clock;
   /** 0..1; spreads the retries of many workers. */
   readonly random?: () => number;
   /** An attempt with no answer by then is cut and counted as failing (default 60 s). */
@@ -168,7 +168,7 @@ export class CloudPortRule {
         this.#failed(e, plan.config, attempts, wait);
         backoff = Math.min(backoff * 2, max);
         try {
-          await (this.#deps.sleep ?? sleep)(wait, this.#deps.signal);
+          await (this.#deps.sleep ?? realSleep)(wait, this.#deps.signal);
         } catch {
           break; // shutdown
         }
@@ -203,7 +203,7 @@ export class CloudPortRule {
     const error = errorOf(e);
     const state: CloudPortState = error.permission === undefined ? 'failing' : 'denied';
     const remedy = remedyFor(config, error);
-    const nextAttemptAt = (this.#deps.now ?? Date.now)() + wait;
+    const nextAttemptAt = (this.#deps.now ?? realClock)() + wait;
     const { provider, firewall } = this.#status;
     this.#status = { provider, state, ...(firewall !== undefined && { firewall }), error, remedy, attempts, nextAttemptAt };
     const what =
@@ -215,10 +215,6 @@ export class CloudPortRule {
       `${what}; retrying in ${Math.round(wait / 1000)} s; tunnels keep being served. ${remedy}`,
     );
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return sleepFor(ms, undefined, { signal });
 }
 
 function firewallOf(config: FirewallConfig): string {

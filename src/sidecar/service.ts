@@ -11,14 +11,20 @@
 //                                                     pod VM is unreachable (../tunnel/reachability.ts)
 // Reconcile on start: a pod whose netns is confirmed gone loses its data plane (its record and
 // keys stay, as "orphaned", until CAA's teardown); interrupted setups are converged (or rolled
-// back if that fails); working devices are adopted as they are (same ifindex, learned endpoints
-// untouched); wireguard-go devices of ours with no record are removed.
-// "Could not check" is never "gone": a netns or device that does not answer in time is left alone.
+// back if that fails); interrupted teardowns are finished; working devices are adopted as they
+// are (same ifindex, learned endpoints untouched); wireguard-go devices of ours with no record are
+// removed. "Could not check" is never "gone": a netns or device that does not answer in time is
+// left alone. The phases and their transitions are ../state/phase.ts's; every record write here
+// goes through its check.
+//
+// Time comes only from the injected clock and sleep (./time.ts). The daemon's one AbortSignal
+// ends the health loop and a reconcile under way (between pods); a verb in flight is never cut.
 // On stop the loops end and the tunnels stay: the data plane outlives the control plane.
 import type { Logger } from 'pino';
 import { PeerpodError, describeError, isPeerpodError } from '../errors.js';
 import type { NetnsFactory } from '../netns/netns.js';
 import type { PodNetwork, TunnelType } from '../podnetwork/types.js';
+import { checkedPodStore } from '../state/phase.js';
 import { podIdOf, type PodRecord, type PodStore, type WireguardPodRecord } from '../state/store.js';
 import type { WorkerSetupRequest } from '../tunnel/driver.js';
 import { REJECT_AFTER_SECONDS } from '../tunnel/health.js';
@@ -30,11 +36,15 @@ import type { ConfigureRequest, WireguardWorkerDriver } from '../tunnel/wireguar
 import type { WireguardTunnel } from '../podnetwork/types.js';
 import type { WireGuardBackend } from '../wireguard/backend.js';
 import { PublicKey } from '../wireguard/keys.js';
+import { realClock, realSleep, type Clock, type Sleep } from './time.js';
+
+/** What the service asks of the WireGuard worker driver beyond the three verbs. */
+export type WireguardUpkeep = Pick<WireguardWorkerDriver, 'configure' | 'converge' | 'rollBack' | 'nudgeHandshake' | 'sendKeepalive'>;
 
 export interface TunnelServiceDeps {
   registry: TunnelRegistry;
   /** The wireguard worker driver, for converge and nudges (the registry builds the same kind). */
-  wireguard: WireguardWorkerDriver;
+  wireguard: WireguardUpkeep;
   backend: WireGuardBackend;
   netns: NetnsFactory;
   store: PodStore;
@@ -43,8 +53,10 @@ export interface TunnelServiceDeps {
   tickMs: number;
   idleProbeMs: number;
   fastNudgeWindowMs: number;
-  /** Milliseconds; injectable for tests. */
-  clock?: () => number;
+  /** Milliseconds since the epoch: the only source of time here (records' updatedAt included). */
+  clock?: Clock;
+  /** The wait between health ticks. */
+  sleep?: Sleep;
 }
 
 interface Track {
@@ -75,16 +87,20 @@ const HEAL_EVERY_MS = 1_000;
 
 export class TunnelService {
   readonly #d: TunnelServiceDeps;
+  /** deps.store, with every record write checked against the state machine. */
+  readonly #store: PodStore;
+  readonly #clock: Clock;
   readonly #locks = new Map<string, Promise<unknown>>();
   readonly #tracks = new Map<string, Track>();
   readonly counters: ServiceCounters = { nudges: 0, probes: 0, heals: 0, unreachable: 0, setupSeconds: [] };
   #ready = false;
-  #timer: NodeJS.Timeout | undefined;
   #ticking = false;
   #tickRun: Promise<void> = Promise.resolve();
 
   constructor(deps: TunnelServiceDeps) {
     this.#d = deps;
+    this.#store = checkedPodStore(deps.store);
+    this.#clock = deps.clock ?? realClock;
   }
 
   get ready(): boolean {
@@ -92,7 +108,12 @@ export class TunnelService {
   }
 
   private now(): number {
-    return this.#d.clock?.() ?? Date.now();
+    return this.#clock();
+  }
+
+  /** A record's updatedAt, from the injected clock. */
+  private stamp(): string {
+    return new Date(this.now()).toISOString();
   }
 
   /** Run `fn` after every earlier operation on the same pod. */
@@ -112,10 +133,11 @@ export class TunnelService {
     const id = podIdOf(req.netns);
     return this.serial(id, async () => {
       const driver = workerDriver(this.#d.registry, req.tunnelType ?? this.#d.defaultTunnelType, 'tunnelType');
+      await this.finishTeardown(id);
       const pn = await driver.inspect(req.netns);
       if (req.pod !== undefined) {
-        const rec = await this.#d.store.read(id);
-        if (rec !== null) await this.#d.store.write({ ...rec, pod: req.pod });
+        const rec = await this.#store.read(id);
+        if (rec !== null) await this.#store.write({ ...rec, pod: req.pod });
       }
       this.#d.log.info({ netns: req.netns, pod: req.pod, tunnelType: driver.type }, 'inspected');
       return pn;
@@ -133,6 +155,7 @@ export class TunnelService {
     const id = podIdOf(req.netns);
     return this.serial(id, async () => {
       const started = this.now();
+      await this.finishTeardown(id);
       const rec = await workerDriver(this.#d.registry, req.podNetwork.tunnel.type).setup(req);
       const seconds = (this.now() - started) / 1000;
       this.counters.setupSeconds.push(seconds);
@@ -145,16 +168,30 @@ export class TunnelService {
   async teardown(req: { netns: string }): Promise<void> {
     const id = podIdOf(req.netns);
     await this.serial(id, async () => {
-      const rec = await this.#d.store.read(id).catch(() => null);
-      if (rec !== null) await this.#d.store.write({ ...rec, phase: 'tearing-down' });
+      const rec = await this.#store.read(id).catch(() => null); // a corrupt record must not block the teardown
+      if (rec !== null) await this.markTearingDown(rec);
       await workerDriver(this.#d.registry, rec?.tunnelType ?? this.#d.defaultTunnelType).teardown(req);
       this.#tracks.delete(id);
       this.#d.log.info({ netns: req.netns, pod: rec?.pod, device: rec?.device }, 'tunnel torn down');
     });
   }
 
+  /** Before anything is removed: a crash from here on resumes the teardown, never the pod. */
+  private async markTearingDown(rec: PodRecord): Promise<void> {
+    if (rec.phase !== 'tearing-down') await this.#store.write({ ...rec, phase: 'tearing-down', updatedAt: this.stamp() });
+  }
+
+  /** A teardown that a crash interrupted is finished before the netns is used again. */
+  private async finishTeardown(id: string): Promise<void> {
+    const rec = await this.#store.read(id).catch(() => null);
+    if (rec?.phase !== 'tearing-down') return;
+    this.#d.log.info({ netns: rec.netns, pod: rec.pod, device: rec.device }, 'finishing an interrupted teardown first');
+    await workerDriver(this.#d.registry, rec.tunnelType).teardown({ netns: rec.netns });
+    this.#tracks.delete(id);
+  }
+
   async status(): Promise<(TunnelStatus & { pod: string })[]> {
-    const records = await this.#d.store.list();
+    const records = await this.#store.list();
     const rows = await tunnelStatus(records, this.#d, Math.floor(this.now() / 1000));
     // The device cannot tell that its peer stopped answering; the health loop can.
     const unreachable = (i: number): boolean => this.#tracks.get(records[i]?.id ?? '')?.reach.unreachable === true;
@@ -163,7 +200,7 @@ export class TunnelService {
       ...r,
       ...(unreachable(i) && r.state !== 'down' ? { state: 'unreachable' as const } : {}),
     }));
-    return [...served, ...problemRows(await this.#d.store.problems())];
+    return [...served, ...problemRows(await this.#store.problems())];
   }
 
   private freshTrack(): Track {
@@ -174,19 +211,28 @@ export class TunnelService {
   /**
    * Reconcile every pod we know, and remove the devices that no record explains and that are ours:
    * the backend made them with this run folder (another sidecar's, a test's or a wgctl's with
-   * another run folder are not ours to remove).
+   * another run folder are not ours to remove). An abort of `signal` stops it between pods, and
+   * the service stays not ready.
    */
-  async reconcile(): Promise<void> {
-    const records = await this.#d.store.list();
-    for (const rec of records) {
-      await this.serial(rec.id, () => this.reconcileOne(rec)).catch((e: unknown) =>
-        this.#d.log.error({ netns: rec.netns, pod: rec.pod, device: rec.device, err: describeError(e) }, 'reconcile failed; will retry'),
+  async reconcile(signal?: AbortSignal): Promise<void> {
+    const records = await this.#store.list();
+    for (const listed of records) {
+      if (signal?.aborted === true) return;
+      // Read again under the pod's lock: the API serves while reconcile runs.
+      await this.serial(listed.id, async () => {
+        const rec = await this.#store.read(listed.id);
+        if (rec !== null) await this.reconcileOne(rec);
+      }).catch((e: unknown) =>
+        this.#d.log.error({ netns: listed.netns, pod: listed.pod, device: listed.device, err: describeError(e) }, 'reconcile failed; will retry'),
       );
     }
+    if (signal?.aborted === true) return;
     await this.prunePending();
     const known = new Set(records.map((r) => r.device));
     // A pod whose record was moved aside keeps its tunnel: the record is lost, the pod may not be.
-    for (const p of await this.#d.store.problems()) known.add(workerDeviceName(p.id));
+    for (const p of await this.#store.problems()) known.add(workerDeviceName(p.id));
+    // Set up meanwhile (the API serves during reconcile): not stray either.
+    for (const r of await this.#store.list()) known.add(r.device);
     for (const name of await this.#d.backend.devices().catch(() => [] as string[])) {
       if (name.startsWith('pwg') && !known.has(name) && (await this.#d.backend.owns(name).catch(() => false))) {
         this.#d.log.warn({ device: name }, 'removing a device of ours that no pod record explains');
@@ -199,18 +245,18 @@ export class TunnelService {
   /** Remove configured tunnels that no setup claimed within PENDING_MAX_AGE_MS: no device has their keys. */
   private async prunePending(): Promise<void> {
     const now = this.now();
-    for (const p of await this.#d.store.listPending().catch(() => [])) {
+    for (const p of await this.#store.listPending().catch(() => [])) {
       const created = Date.parse(p.createdAt);
       if (Number.isNaN(created) || now - created < PENDING_MAX_AGE_MS) continue;
       this.#d.log.info({ pod: p.pod, podIP: p.podIP, createdAt: p.createdAt }, 'removing a configured tunnel that no setup claimed');
-      await this.#d.store.removePending(p.id).catch((e: unknown) => this.#d.log.error({ err: describeError(e) }, 'remove failed'));
+      await this.#store.removePending(p.id).catch((e: unknown) => this.#d.log.error({ err: describeError(e) }, 'remove failed'));
     }
   }
 
   private async reconcileOne(rec: PodRecord): Promise<void> {
     const log = { netns: rec.netns, pod: rec.pod, device: rec.device };
     if (rec.phase === 'tearing-down') {
-      await workerDriver(this.#d.registry, rec.tunnelType).teardown({ netns: rec.netns });
+      await this.finishTeardown(rec.id);
       return;
     }
     if (rec.phase === 'orphaned') return;
@@ -221,7 +267,7 @@ export class TunnelService {
     if (rec.tunnelType !== 'wireguard' || rec.phase === 'inspected') return;
     try {
       const { created } = await this.#d.wireguard.converge(rec);
-      if (rec.phase === 'setting-up') await this.#d.store.write({ ...rec, phase: 'ready', updatedAt: new Date().toISOString() });
+      if (rec.phase === 'setting-up') await this.#store.write({ ...rec, phase: 'ready', updatedAt: this.stamp() });
       this.#d.log.info({ ...log, created }, created ? 'tunnel re-created' : 'tunnel adopted');
     } catch (e) {
       if (rec.phase === 'setting-up') {
@@ -243,6 +289,7 @@ export class TunnelService {
     this.#tracks.delete(rec.id);
     if (rec.tunnelType !== 'wireguard') {
       this.#d.log.info(log, 'pod netns is gone: removing its tunnel');
+      await this.markTearingDown(rec);
       await workerDriver(this.#d.registry, rec.tunnelType).teardown({ netns: rec.netns });
       return;
     }
@@ -250,20 +297,24 @@ export class TunnelService {
     await this.#d.wireguard.rollBack(rec, 'orphaned');
   }
 
-  /** Run the health loop until stop() or until `signal` (the daemon's one AbortSignal) aborts. */
-  start(signal?: AbortSignal): void {
-    if (signal?.aborted === true) return;
-    signal?.addEventListener('abort', () => this.stop(), { once: true });
-    const loop = (): void => {
-      this.#timer = setTimeout(() => {
-        this.#tickRun = this.tick()
-          .catch((e: unknown) => this.#d.log.error({ err: describeError(e) }, 'health tick failed'))
-          .finally(() => {
-            if (this.#timer !== undefined) loop();
-          });
-      }, this.#d.tickMs);
+  /**
+   * Run the health loop, one tick every tickMs (waited on the injected sleep), until `signal` (the
+   * daemon's one AbortSignal) aborts; the promise resolves then, after the tick under way.
+   */
+  start(signal: AbortSignal): Promise<void> {
+    const loop = async (): Promise<void> => {
+      while (!signal.aborted) {
+        try {
+          await (this.#d.sleep ?? realSleep)(this.#d.tickMs, signal);
+        } catch {
+          return; // aborted: the sleep's timer is gone with it
+        }
+        if (signal.aborted) return;
+        this.#tickRun = this.tick(signal).catch((e: unknown) => this.#d.log.error({ err: describeError(e) }, 'health tick failed'));
+        await this.#tickRun;
+      }
     };
-    loop();
+    return loop();
   }
 
   /** Resolves when the health check under way (if any) and every verb in flight have finished. */
@@ -272,20 +323,23 @@ export class TunnelService {
     await Promise.all([...this.#locks.values()]);
   }
 
-  stop(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
-
-  /** One pass of the health loop. Pods busy with a verb are skipped this time. */
-  async tick(): Promise<void> {
+  /**
+   * One pass of the health loop over the ready WireGuard pods. Pods busy with a verb are skipped
+   * this time; an abort of `signal` ends the pass between pods.
+   */
+  async tick(signal?: AbortSignal): Promise<void> {
     if (this.#ticking) return;
     this.#ticking = true;
     try {
-      for (const rec of await this.#d.store.list()) {
-        if (rec.tunnelType !== 'wireguard' || rec.phase !== 'ready' || this.#locks.has(rec.id)) continue;
-        await this.serial(rec.id, () => this.checkOne(rec)).catch((e: unknown) =>
-          this.#d.log.warn({ netns: rec.netns, pod: rec.pod, device: rec.device, err: describeError(e) }, 'health check failed'),
+      for (const listed of await this.#store.list()) {
+        if (signal?.aborted === true) return;
+        if (listed.tunnelType !== 'wireguard' || listed.phase !== 'ready' || this.#locks.has(listed.id)) continue;
+        await this.serial(listed.id, async () => {
+          // Read again under the lock: a teardown that ran since the list must not be undone here.
+          const rec = await this.#store.read(listed.id);
+          if (rec?.tunnelType === 'wireguard' && rec.phase === 'ready') await this.checkOne(rec);
+        }).catch((e: unknown) =>
+          this.#d.log.warn({ netns: listed.netns, pod: listed.pod, device: listed.device, err: describeError(e) }, 'health check failed'),
         );
       }
     } finally {

@@ -25,3 +25,9 @@ export async function drainServers(servers: readonly Server[], timeoutMs: number
   if (outcome === 'timed out') for (const s of servers) s.closeAllConnections();
   return outcome;
 }
+
+/** Resolves when `signal` aborts (at once if it has). */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}

@@ -13,8 +13,9 @@ import { CORRUPT_SUFFIX, corruptName, recordProblem, type StateProblem } from '.
 export const DEFAULT_STATE_DIR = '/var/lib/peerpod-wireguard';
 
 /**
- * Where a pod's setup stands (see the state diagram in src/tunnel/wireguard/worker.ts). orphaned:
- * the pod netns is gone and so is the data plane; the record and keys wait for a teardown.
+ * Where a pod's setup stands; the state machine, every transition and its cause, is drawn and
+ * checked in phase.ts. orphaned: the pod netns is gone and so is the data plane; the record and
+ * keys wait for a teardown. tearing-down: a teardown started; only its end (no record) follows.
  */
 export type PodPhase = 'inspected' | 'setting-up' | 'ready' | 'tearing-down' | 'orphaned';
 

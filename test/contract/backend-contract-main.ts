@@ -9,10 +9,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
+import { realSpawner } from '../../src/spawn.js';
 import type { WireGuardBackend } from '../../src/wireguard/backend.js';
 import { KernelBackend } from '../../src/wireguard/kernel/backend.js';
 import { UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
-import { CONTRACT_LINE, runBackendContract } from './backend.contract.js';
+import { CONTRACT_LINE, ipWorld, runBackendContract } from './backend.contract.js';
 
 async function main(argv: string[]): Promise<number> {
   const kind = argv[0];
@@ -24,12 +25,13 @@ async function main(argv: string[]): Promise<number> {
   const peerNetns = `${prefix}-peer`;
   const runDir = await mkdtemp(join(tmpdir(), `${prefix}-`));
   const backend: WireGuardBackend =
-    kind === 'kernel' ? new KernelBackend({ exec: realExec }) : new UserspaceBackend({ exec: realExec, runDir });
+    kind === 'kernel' ? new KernelBackend({ exec: realExec }) : new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir });
   const port = randomInt(20_000, 40_000);
   await realExec(['ip', 'netns', 'add', peerNetns]);
   try {
     const results = await runBackendContract({
       backend,
+      world: ipWorld(realExec, peerNetns),
       exec: realExec,
       prefix,
       peerNetns,

@@ -1,25 +1,43 @@
 // The WireGuardBackend contract: one list of cases that every backend must pass, written with
-// node:assert only, so the same cases run under jest on the host (userspace backend) and as a plain
+// node:assert only, so the same cases run under jest on the host (userspace backend), as a plain
 // node script inside a qemu guest (kernel backend; test/contract/backend-contract-main.ts is bundled
-// into the guest image). Where the backends differ by design, the difference is declared in GAPS
-// with its reason, and the case asserts each side's documented behaviour. Today there is none: a
-// device moved into another netns is reached through `where` on both.
+// into the guest image), and in the unit tier against FakeBackend (test/fakes/backend.ts). Where
+// the backends differ by design, the difference is declared in GAPS with its reason, and the case
+// asserts each side's documented behaviour. Today there is none: a device moved into another netns
+// is reached through `where` on both. A case that needs a real data plane (a handshake, a ping)
+// says so in `rootOnly`; the fake's runner skips it under that reason.
 //
 // The cases work in the netns of the calling process (where devices are born) and in one extra
-// netns, `peerNetns`, that the runner creates and deletes. Making backends and namespaces is the
-// runner's job.
+// netns, `peerNetns`, that the runner creates and deletes. What a case does to the world around
+// the backend (read an MTU, move a device) goes through `world`: iproute2 for a real backend
+// (ipWorld), the fake's own model for the fake. Making backends and namespaces is the runner's job.
 import assert from 'node:assert/strict';
 import { PeerpodError } from '../../src/errors.js';
 import type { Exec } from '../../src/exec.js';
 import type { BackendKind, WireGuardBackend } from '../../src/wireguard/backend.js';
 import { generateKeyPair, generatePresharedKey } from '../../src/wireguard/keys.js';
+import { rejects, type ContractCase as Case } from './contract.js';
 
 /** The runner's result line starts with this. */
 export const CONTRACT_LINE = 'PEERPOD-CONTRACT';
 
+/** What the cases do around the backend, as the netns layer would. */
+export interface BackendWorld {
+  /** The MTU of link `name` in the caller's netns. */
+  mtuOf(name: string): Promise<number>;
+  /** Move link `name` from the caller's netns into the peer netns. */
+  moveToPeer(name: string): Promise<void>;
+  /** Whether a link `name` is in the peer netns. */
+  inPeer(name: string): Promise<boolean>;
+  /** Delete link `name` from the peer netns, if it is there (cleanup). */
+  dropFromPeer(name: string): Promise<void>;
+}
+
 export interface ContractContext {
   backend: WireGuardBackend;
-  exec: Exec;
+  world: BackendWorld;
+  /** For the root-only cases: addresses, links up, ping. Absent for a fake. */
+  exec?: Exec;
   /** 3-7 lowercase letters/digits, unique per run: device names are <prefix><letter>. */
   prefix: string;
   /** A netns name (under /run/netns) that exists for the duration of the run. */
@@ -30,10 +48,7 @@ export interface ContractContext {
   ports: readonly [number, number];
 }
 
-export interface ContractCase {
-  name: string;
-  run(ctx: ContractContext): Promise<void>;
-}
+export type ContractCase = Case<ContractContext>;
 
 /** Differences by design, with the reason. */
 export const GAPS: Record<BackendKind, Record<string, string>> = {
@@ -41,23 +56,34 @@ export const GAPS: Record<BackendKind, Record<string, string>> = {
   kernel: {},
 };
 
-const ip = (ctx: ContractContext, ...args: string[]) => ctx.exec(['ip', ...args], { timeoutMs: 10_000 });
+const ipIn = (exec: Exec, ...args: string[]) => exec(['ip', ...args], { timeoutMs: 10_000 });
 
-async function rejects(p: Promise<unknown>, code: string, what: string): Promise<PeerpodError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof PeerpodError, `${what}: expected a PeerpodError, got ${String(e)}`);
-    assert.equal(e.code, code, `${what}: ${e.message}`);
-    return e;
-  }
-  assert.fail(`${what}: expected a rejection with ${code}`);
+/** The world of a real backend: iproute2 through `exec`. */
+export function ipWorld(exec: Exec, peerNetns: string): BackendWorld {
+  return {
+    async mtuOf(name) {
+      const r = await ipIn(exec, '-j', 'link', 'show', 'dev', name);
+      return (JSON.parse(r.stdout) as { mtu: number }[])[0]!.mtu;
+    },
+    async moveToPeer(name) {
+      await ipIn(exec, 'link', 'set', 'dev', name, 'netns', peerNetns);
+    },
+    async inPeer(name) {
+      const r = await exec(['ip', '-n', peerNetns, 'link', 'show', 'dev', name], { timeoutMs: 10_000, okCodes: [0, 1, 255] });
+      return r.code === 0;
+    },
+    async dropFromPeer(name) {
+      await ipIn(exec, '-n', peerNetns, 'link', 'del', name).catch(() => undefined);
+    },
+  };
 }
 
-async function mtuOf(ctx: ContractContext, name: string): Promise<number> {
-  const r = await ip(ctx, '-j', 'link', 'show', 'dev', name);
-  return (JSON.parse(r.stdout) as { mtu: number }[])[0]!.mtu;
+function needExec(ctx: ContractContext): Exec {
+  assert.ok(ctx.exec !== undefined, 'a root-only case needs exec');
+  return ctx.exec;
 }
+
+const ip = (ctx: ContractContext, ...args: string[]) => ipIn(needExec(ctx), ...args);
 
 function dev(ctx: ContractContext, letter: string): string {
   return `${ctx.prefix}${letter}`;
@@ -67,11 +93,6 @@ function peerPath(ctx: ContractContext): string {
   return `/run/netns/${ctx.peerNetns}`;
 }
 
-async function linkIn(ctx: ContractContext, netns: string, name: string): Promise<boolean> {
-  const r = await ctx.exec(['ip', '-n', netns, 'link', 'show', 'dev', name], { timeoutMs: 10_000, okCodes: [0, 1, 255] });
-  return r.code === 0;
-}
-
 export const BACKEND_CONTRACT: readonly ContractCase[] = [
   {
     name: 'create makes a device with the MTU and no configuration, listed by devices()',
@@ -79,7 +100,7 @@ export const BACKEND_CONTRACT: readonly ContractCase[] = [
       const name = dev(ctx, 'a');
       await ctx.backend.create(name, { mtu: 1380 });
       assert.ok((await ctx.backend.devices()).includes(name), 'devices() lists the new device');
-      assert.equal(await mtuOf(ctx, name), 1380);
+      assert.equal(await ctx.world.mtuOf(name), 1380);
       const d = await ctx.backend.device(name);
       assert.equal(d.name, name);
       assert.equal(d.privateKey, null);
@@ -99,7 +120,7 @@ export const BACKEND_CONTRACT: readonly ContractCase[] = [
       const d = await ctx.backend.device(name);
       assert.ok(d.privateKey?.equals(key.privateKey), 'private key kept');
       assert.equal(d.listenPort, ctx.ports[0]);
-      assert.equal(await mtuOf(ctx, name), 1400, 'MTU kept');
+      assert.equal(await ctx.world.mtuOf(name), 1400, 'MTU kept');
       await ctx.backend.remove(name);
     },
   },
@@ -234,7 +255,7 @@ export const BACKEND_CONTRACT: readonly ContractCase[] = [
       await ctx.backend.create(name, { mtu: 1400 });
       try {
         await ctx.backend.configure(name, { privateKey: key.privateKey, listenPort: ctx.ports[0] });
-        await ip(ctx, 'link', 'set', 'dev', name, 'netns', ctx.peerNetns);
+        await ctx.world.moveToPeer(name);
         // Read where it lives now: the configuration made before the move is there.
         let d = await ctx.backend.device(name, where);
         assert.ok(d.privateKey?.equals(key.privateKey), 'private key read through where');
@@ -248,12 +269,12 @@ export const BACKEND_CONTRACT: readonly ContractCase[] = [
         // A netns that does not exist is ENOTFOUND, not another failure.
         await rejects(ctx.backend.device(name, { netns: `/run/netns/${ctx.prefix}-none` }), 'ENOTFOUND', 'device() in a missing netns');
         await ctx.backend.remove(name, where);
-        assert.equal(await linkIn(ctx, ctx.peerNetns, name), false, 'the device is gone from the netns it moved to');
+        assert.equal(await ctx.world.inPeer(name), false, 'the device is gone from the netns it moved to');
         await rejects(ctx.backend.device(name, where), 'ENOTFOUND', 'device() after remove');
         await ctx.backend.remove(name, where); // idempotent
         await ctx.backend.remove(name, { netns: `/run/netns/${ctx.prefix}-none` }); // its netns gone: gone too
       } finally {
-        await ip(ctx, '-n', ctx.peerNetns, 'link', 'del', name).catch(() => undefined);
+        await ctx.world.dropFromPeer(name);
         await ctx.backend.remove(name).catch(() => undefined);
         await ctx.backend.release(peerPath(ctx));
         await ctx.backend.release(peerPath(ctx)); // idempotent
@@ -262,6 +283,7 @@ export const BACKEND_CONTRACT: readonly ContractCase[] = [
   },
   {
     name: 'two devices handshake over loopback and carry a ping; the moved one learned the endpoint of its peer',
+    rootOnly: 'a handshake and a ping need a real data plane: UDP sockets, a TUN, the kernel routing the ping',
     async run(ctx) {
       const a = dev(ctx, 'm');
       const b = dev(ctx, 'n');
@@ -278,7 +300,7 @@ export const BACKEND_CONTRACT: readonly ContractCase[] = [
         });
         await ctx.backend.configure(b, { privateKey: kb.privateKey, listenPort: portB, peers: [{ publicKey: ka.publicKey, allowedIPs: [`${ctx.subnet}.1/32`] }] });
         // b's UDP socket stays here (birthplace rule); its plaintext side goes to the peer netns.
-        await ip(ctx, 'link', 'set', 'dev', b, 'netns', ctx.peerNetns);
+        await ctx.world.moveToPeer(b);
         await ip(ctx, '-n', ctx.peerNetns, 'address', 'add', `${ctx.subnet}.2/24`, 'dev', b);
         await ip(ctx, '-n', ctx.peerNetns, 'link', 'set', b, 'up');
         await ip(ctx, 'address', 'add', `${ctx.subnet}.1/24`, 'dev', a);
@@ -286,7 +308,7 @@ export const BACKEND_CONTRACT: readonly ContractCase[] = [
         // wireguard-go may take a moment to see its moved TUN come up: retry for up to 10 s.
         let ping = { code: -1, stdout: '', stderr: '' };
         for (let i = 0; i < 10 && ping.code !== 0; i++) {
-          ping = await ctx.exec(['ping', '-c', '1', '-W', '1', `${ctx.subnet}.2`], { timeoutMs: 10_000, okCodes: [0, 1] });
+          ping = await needExec(ctx)(['ping', '-c', '1', '-W', '1', `${ctx.subnet}.2`], { timeoutMs: 10_000, okCodes: [0, 1] });
         }
         assert.equal(ping.code, 0, `ping through the tunnel: ${ping.stdout}${ping.stderr}`);
         const d = await ctx.backend.device(a);
@@ -301,7 +323,7 @@ export const BACKEND_CONTRACT: readonly ContractCase[] = [
       } finally {
         await ctx.backend.remove(a);
         await ctx.backend.remove(b, { netns: peerPath(ctx) });
-        await ip(ctx, '-n', ctx.peerNetns, 'link', 'del', b).catch(() => undefined);
+        await ctx.world.dropFromPeer(b);
         await ctx.backend.release(peerPath(ctx));
       }
     },

@@ -18,6 +18,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { realExec, type ExecResult } from '../../src/exec.js';
+import { realSpawner } from '../../src/spawn.js';
 import { LAB, Lab } from '../../lab/lab.js';
 import { LabFlow, pingReceived } from '../../lab/flow.js';
 import { callSidecar, unwrap } from '../../src/sidecar/client.js';
@@ -70,7 +71,7 @@ async function main(): Promise<void> {
       // The agent's wireguard-go, by its pid file, in case its teardown did not run.
       const wgKey = (flow.podNetworkJson['wireguard'] as Record<string, string> | undefined)?.['peer-public-key'];
       if (wgKey !== undefined) {
-        await new UserspaceBackend({ exec, runDir: flow.vmRunDir }).remove(podVmDeviceName(PublicKey.fromBase64(wgKey))).catch(() => undefined);
+        await new UserspaceBackend({ exec, spawner: realSpawner, runDir: flow.vmRunDir }).remove(podVmDeviceName(PublicKey.fromBase64(wgKey))).catch(() => undefined);
       }
       await lab.destroy().catch((e: unknown) => console.error(`cleanup: ${String(e)}`));
     })());

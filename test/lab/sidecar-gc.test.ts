@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { makeWorker } from '../../cmd/worker-wiring.js';
 import { realExec } from '../../src/exec.js';
+import { realSpawner } from '../../src/spawn.js';
 import { netnsFactory } from '../../src/netns/netns.js';
 import { TunnelService } from '../../src/sidecar/service.js';
 import { UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
@@ -23,7 +24,7 @@ describeLab('sidecar garbage collection with two state folders (lab)', () => {
   const backends: UserspaceBackend[] = [];
 
   const sidecar = (name: 'a' | 'b'): { service: TunnelService; backend: UserspaceBackend } => {
-    const backend = new UserspaceBackend({ exec: realExec, runDir: join(dir, name, 'run') });
+    const backend = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir: join(dir, name, 'run') });
     backends.push(backend);
     const rt = { backend, netns: netnsFactory(realExec), log: pino({ level: 'silent' }) };
     const w = makeWorker(rt, { stateDir: join(dir, name, 'state') });

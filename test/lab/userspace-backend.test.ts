@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '../../src/errors.js';
 import { realExec } from '../../src/exec.js';
+import { realSpawner } from '../../src/spawn.js';
 import { liveThreadCount } from '../../src/process-identity.js';
 import { generateKeyPair } from '../../src/wireguard/keys.js';
 import { UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
@@ -70,7 +71,7 @@ describeLab('UserspaceBackend (lab, root)', () => {
 
   beforeAll(async () => {
     runDir = await mkdtemp(join(tmpdir(), `${run}-`));
-    backend = new UserspaceBackend({ exec: realExec, runDir });
+    backend = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir });
     await ip('netns', 'add', nsA);
     await ip('netns', 'add', nsB);
   });
@@ -201,7 +202,7 @@ describeLab('UserspaceBackend (lab, root)', () => {
     const fake = join(runDir, 'fake-wireguard-go');
     await writeFile(fake, '#!/bin/sh\necho "boom: cannot open /dev/net/tun for $2"\nexit 3\n');
     await chmod(fake, 0o755);
-    const broken = new UserspaceBackend({ exec: realExec, runDir, wireguardGo: fake });
+    const broken = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir, wireguardGo: fake });
     const e = await caught(broken.create(devX, { mtu: MTU }));
     expect(e.code).toBe('EBACKEND');
     expect(e.message).toContain(`boom: cannot open /dev/net/tun for ${devX}`);
@@ -210,7 +211,7 @@ describeLab('UserspaceBackend (lab, root)', () => {
   });
 
   it('fails with EBACKEND when the binary does not exist', async () => {
-    const missing = new UserspaceBackend({ exec: realExec, runDir, wireguardGo: join(runDir, 'no-such-binary') });
+    const missing = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir, wireguardGo: join(runDir, 'no-such-binary') });
     expect((await caught(missing.create(devX, { mtu: MTU }))).code).toBe('EBACKEND');
   });
 

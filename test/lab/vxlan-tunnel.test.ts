@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { realExec } from '../../src/exec.js';
 import { LAB, Lab } from '../../lab/lab.js';
 import { labTransfer, pingReceived } from '../../lab/flow.js';
-import { Netns, type NetnsFactory } from '../../src/netns/netns.js';
+import { IprouteNetns, type NetnsFactory } from '../../src/netns/netns.js';
 import { parsePodNetwork, podNetworkToJson } from '../../src/podnetwork/schema.js';
 import type { PodNetwork } from '../../src/podnetwork/types.js';
 import { FilePodStore, podIdOf } from '../../src/state/store.js';
@@ -31,7 +31,7 @@ const MB10 = 10 * 1024 * 1024;
 
 /** Drivers use netns.host() as "their" netns: here, a lab namespace stands in for it. */
 function factoryWithHost(lab: Lab, hostNs: string): NetnsFactory {
-  return { host: () => new Netns(lab.path(hostNs), realExec), at: (p) => new Netns(p, realExec) };
+  return { host: () => new IprouteNetns(lab.path(hostNs), realExec), at: (p) => new IprouteNetns(p, realExec) };
 }
 
 /** A VNI range of its own per run, so that labs running side by side never meet. */
@@ -150,11 +150,11 @@ describeLab('vxlan tunnel in a routing-only lab', () => {
   });
 
   it('builds the devices as CAA does: born in the host netns, no learning, pod MAC and MTU 1450 in the VM', async () => {
-    const [dev] = await vxlanLinks(new Netns(podPath(), realExec));
+    const [dev] = await vxlanLinks(new IprouteNetns(podPath(), realExec));
     expect(dev).toMatchObject({ vni: minId, remote: LAB.vmIP, port: 4789, learning: false });
     // link-netnsid: the device's UDP socket lives in another netns (the worker host), not the pod's.
     expect(dev?.linkNetnsid).toBeDefined();
-    const [vmDev] = await vxlanLinks(new Netns(vmPodPath(), realExec));
+    const [vmDev] = await vxlanLinks(new IprouteNetns(vmPodPath(), realExec));
     expect(vmDev).toMatchObject({ ifname: 'eth0', vni: minId, remote: LAB.workerIP, port: 4789, mtu: VXLAN_MAX_MTU });
     expect(vmDev?.address).toBe(pn.podHwAddr);
     expect(vmDev?.linkNetnsid).toBeDefined();
@@ -248,7 +248,7 @@ describeLab('vxlan tunnel in a routing-only lab', () => {
 
   it('follows new pod VM IPs: the device and the NOTRACK rules move to the new remote', async () => {
     await worker.setup({ netns: podPath(), podVmIPs: ['203.0.113.99'], podNetwork: pn });
-    const [dev] = await vxlanLinks(new Netns(podPath(), realExec));
+    const [dev] = await vxlanLinks(new IprouteNetns(podPath(), realExec));
     expect(dev?.remote).toBe('203.0.113.99');
     const raw = await sh(lab, lab.ns.worker, ['iptables', '-w', '5', '-t', 'raw', '-S']);
     expect(raw).toContain('203.0.113.99/32');
@@ -371,7 +371,7 @@ describeLab('vxlan VNI allocation across a restart (lab)', () => {
     // And the kernel agrees: the device can be made next to the five live ones.
     await after.setup({ netns: lab.path(fakes[6]!), podVmIPs: ['203.0.113.56'], podNetwork: pn });
     const live = new Set<number>();
-    for (const name of fakes) for (const l of await vxlanLinks(new Netns(lab.path(name), realExec))) live.add(l.vni);
+    for (const name of fakes) for (const l of await vxlanLinks(new IprouteNetns(lab.path(name), realExec))) live.add(l.vni);
     expect(live.size).toBe(7);
 
     for (const name of fakes.slice(0, 5)) await after.teardown({ netns: lab.path(name) });

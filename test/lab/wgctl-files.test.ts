@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { realExec } from '../../src/exec.js';
+import { realSpawner } from '../../src/spawn.js';
 import { SecretKey } from '../../src/wireguard/keys.js';
 import { UapiClient } from '../../src/wireguard/uapi/client.js';
 import { KEPT_LOG_BYTES, UserspaceBackend } from '../../src/wireguard/userspace/backend.js';
@@ -28,7 +29,7 @@ describeLab('files of wgctl and wireguard-go (lab)', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pwt-files-'));
-    backend = new UserspaceBackend({ exec: realExec, runDir: join(dir, 'run') });
+    backend = new UserspaceBackend({ exec: realExec, spawner: realSpawner, runDir: join(dir, 'run') });
     await realExec(['ip', 'netns', 'add', ns]);
     await realExec(['ip', 'netns', 'add', client]);
     await realExec(['ip', '-n', client, 'link', 'add', 'c0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);

@@ -5,10 +5,11 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseInspectedPodNetwork } from '../../src/podnetwork/schema.js';
-import { FilePodStore, pendingIdOf, podIdOf, type PendingTunnel, type PodRecord } from '../../src/state/store.js';
+import { FilePodStore, podIdOf, type PendingTunnel, type PodRecord } from '../../src/state/store.js';
 import { endpointFirst } from '../../src/tunnel/wireguard/worker.js';
 import { generateKeyPair, generatePresharedKey } from '../../src/wireguard/keys.js';
 import { thrown } from '../support/errors.js';
+import { pendingTunnel, wireguardRecord } from '../support/pod-records.js';
 
 describe('parseInspectedPodNetwork (what CAA hands to Configure)', () => {
   // As CAA's Go marshals tunneler.Config after its Inspect (netops names for protocol and scope).
@@ -67,35 +68,20 @@ describe('pending tunnels in the state folder', () => {
     const workerPublicKey = worker.publicKey.toBase64();
     return {
       worker,
-      p: {
-        id: pendingIdOf(workerPublicKey),
-        podIP: '10.128.0.2',
-        vmPublicKey: generateKeyPair().publicKey.toBase64(),
-        workerPublicKey,
-        vmListenPort: 51900,
-        keepalive: 25,
-        mtu: 1420,
-        createdAt: new Date(0).toISOString(),
-      },
+      p: pendingTunnel(workerPublicKey, { podIP: '10.128.0.2' }),
     };
   }
 
-  const recordFor = (netns: string, p: PendingTunnel): PodRecord => ({
-    id: podIdOf(netns),
-    netns,
-    tunnelType: 'wireguard',
-    podInterface: 'eth0',
-    device: `pwg${podIdOf(netns)}`,
-    podIP: '10.128.0.2',
-    mtu: p.mtu,
-    podVmIPs: [],
-    phase: 'inspected',
-    updatedAt: new Date(0).toISOString(),
-    vmPublicKey: p.vmPublicKey,
-    workerPublicKey: p.workerPublicKey,
-    vmListenPort: p.vmListenPort,
-    keepalive: p.keepalive,
-  });
+  const recordFor = (netns: string, p: PendingTunnel): PodRecord =>
+    wireguardRecord(netns, {
+      podIP: '10.128.0.2',
+      mtu: p.mtu,
+      podVmIPs: [],
+      vmPublicKey: p.vmPublicKey,
+      workerPublicKey: p.workerPublicKey,
+      vmListenPort: p.vmListenPort,
+      keepalive: p.keepalive,
+    });
 
   it('keeps the keys 0600 and becomes the pod\'s folder when adopted', async () => {
     const store = new FilePodStore(dir);

@@ -1,37 +1,30 @@
-// Fakes for the unit tests of the sidecar: a WireGuard backend kept in memory whose faults a test
-// chooses, an Exec that plays nsenter for a set of pod netns (present, absent, or too slow to
+// Fakes for the unit tests of the sidecar: the WireGuard backend fake of ../fakes/backend.ts under
+// its old name, an Exec that plays nsenter for a set of pod netns (present, absent, or too slow to
 // answer) and refuses every other command, and a logger whose lines a test can read.
 import { pino, type Logger } from 'pino';
 import { PeerpodError } from '../../src/errors.js';
 import type { Exec } from '../../src/exec.js';
-import type { CreateOptions, WireGuardBackend } from '../../src/wireguard/backend.js';
-import type { Device, DeviceConfig } from '../../src/wireguard/config.js';
-import { podIdOf, type PodStore, type WireguardPodRecord } from '../../src/state/store.js';
+import type { Device } from '../../src/wireguard/config.js';
+import { type PodStore, type WireguardPodRecord } from '../../src/state/store.js';
 import { TunnelService, type TunnelServiceDeps } from '../../src/sidecar/service.js';
 import { generateKeyPair, generatePresharedKey } from '../../src/wireguard/keys.js';
+import { FakeBackend } from '../fakes/backend.js';
+import { wireguardRecord } from '../support/pod-records.js';
 
-export class ScriptedBackend implements WireGuardBackend {
-  readonly kind = 'userspace' as const;
-  readonly devicesByName = new Map<string, Device>();
-  readonly calls: string[] = [];
-  /** When set, device() fails with this error for every name. */
-  fault: (() => Error) | null = null;
-  /** Devices whose pid files live in our run folder. */
-  readonly ours = new Set<string>();
+export { FakeBackend };
 
-  async create(name: string, _opts: CreateOptions): Promise<void> {
-    this.calls.push(`create ${name}`);
-    if (!this.devicesByName.has(name)) {
-      this.devicesByName.set(name, { name, privateKey: null, publicKey: null, listenPort: 0, firewallMark: 0, peers: [] });
-    }
-    this.ours.add(name);
+/**
+ * The WireGuard backend fake with its old behaviour, for the tests written against it: every netns
+ * a `where` names exists (they say which netns are gone through their Exec, nsenterExec), device()
+ * hands out the very Device in devicesByName (a test changes its peers in place), and configure()
+ * is recorded but changes nothing. New tests use FakeBackend (../fakes/backend.ts), which applies.
+ */
+export class ScriptedBackend extends FakeBackend {
+  constructor() {
+    super({ netnsExists: () => true });
   }
 
-  async devices(): Promise<string[]> {
-    return [...this.devicesByName.keys()].sort();
-  }
-
-  async device(name: string): Promise<Device> {
+  override async device(name: string): Promise<Device> {
     this.calls.push(`device ${name}`);
     if (this.fault !== null) throw this.fault();
     const d = this.devicesByName.get(name);
@@ -39,29 +32,10 @@ export class ScriptedBackend implements WireGuardBackend {
     return d;
   }
 
-  async configure(name: string, _config: DeviceConfig): Promise<void> {
+  override async configure(name: string): Promise<void> {
     this.calls.push(`configure ${name}`);
     if (!this.devicesByName.has(name)) throw new PeerpodError('ENOTFOUND', `no WireGuard device ${name}`, { iface: name });
   }
-
-  async remove(name: string): Promise<void> {
-    this.calls.push(`remove ${name}`);
-    this.devicesByName.delete(name);
-    this.ours.delete(name);
-  }
-
-  async owns(name: string): Promise<boolean> {
-    return this.ours.has(name);
-  }
-
-  /** Netns paths whose held resources were released. */
-  readonly released: string[] = [];
-
-  async release(netns: string): Promise<void> {
-    this.released.push(netns);
-  }
-
-  async close(): Promise<void> {}
 }
 
 export type NetnsAnswer = 'present' | 'absent' | 'timeout';
@@ -120,26 +94,10 @@ export function podNetnsExec(delayMs = 5): Exec {
 
 /** A WireGuard pod with a ready tunnel in `store`: its record, worker key and preshared key. */
 export async function seedReadyPod(store: PodStore, netns: string): Promise<WireguardPodRecord> {
-  const id = podIdOf(netns);
-  const record: WireguardPodRecord = {
-    id,
-    netns,
-    tunnelType: 'wireguard',
-    device: `pwg${id}`,
-    podIP: '198.18.1.21',
-    podInterface: 'eth0',
-    mtu: 1420,
-    podVmIPs: ['203.0.113.10'],
-    phase: 'ready',
-    updatedAt: new Date(0).toISOString(),
-    vmPublicKey: generateKeyPair().publicKey.toBase64(),
-    workerPublicKey: generateKeyPair().publicKey.toBase64(),
-    vmListenPort: 51900,
-    keepalive: 25,
-  };
+  const record = wireguardRecord(netns, { phase: 'ready' });
   await store.write(record);
-  await store.writeKey(id, 'worker', generateKeyPair().privateKey);
-  await store.writeKey(id, 'psk', generatePresharedKey());
+  await store.writeKey(record.id, 'worker', generateKeyPair().privateKey);
+  await store.writeKey(record.id, 'psk', generatePresharedKey());
   return record;
 }
 

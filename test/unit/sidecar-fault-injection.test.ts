@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { PeerpodError } from '../../src/errors.js';
 import { netnsFactory } from '../../src/netns/netns.js';
 import { TunnelService } from '../../src/sidecar/service.js';
+import { checkedPodStore } from '../../src/state/phase.js';
 import { FilePodStore, podIdOf } from '../../src/state/store.js';
 import type { TunnelRegistry } from '../../src/tunnel/registry.js';
 import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
@@ -60,11 +61,12 @@ let runNo = 0;
 
 async function run(events: Event[]): Promise<void> {
   const stateDir = join(dir, `run-${runNo++}`);
-  const store = new FilePodStore(stateDir);
+  const raw = new FilePodStore(stateDir);
+  const store = checkedPodStore(raw);
   const backend = new ScriptedBackend();
   const answers = new Map<string, NetnsAnswer>(PODS.map((p) => [p, 'present']));
   const nf = netnsFactory(nsenterExec(answers));
-  const { log } = capturingLogger();
+  const { log, lines } = capturingLogger();
   let now = 1_000_000;
   const newService = (): TunnelService => {
     const wireguard = new WireguardWorkerDriver({ backend, netns: nf, store });
@@ -82,7 +84,7 @@ async function run(events: Event[]): Promise<void> {
   };
   // Every pod starts ready, with its device up and its keys kept.
   for (const netns of PODS) {
-    const record = await seedReadyPod(store, netns);
+    const record = await seedReadyPod(raw, netns);
     await backend.create(record.device, { mtu: record.mtu });
   }
   const goneConfirmed = new Set<number>();
@@ -121,6 +123,8 @@ async function run(events: Event[]): Promise<void> {
         tornDown.add(e.pod);
         break;
     }
+    // The store refuses an illegal phase transition; the daemon only logs it, so look for it.
+    expect(lines().filter((l) => JSON.stringify(l).includes('no phase transition'))).toEqual([]);
     for (const [i, netns] of PODS.entries()) {
       const id = podIdOf(netns);
       const device = `pwg${id}`;

@@ -5,7 +5,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PeerpodError, isPeerpodError } from '../../src/errors.js';
-import { Netns, netnsFactory } from '../../src/netns/netns.js';
+import { IprouteNetns, netnsFactory } from '../../src/netns/netns.js';
 import { createApiServer } from '../../src/sidecar/api.js';
 import { callSidecar } from '../../src/sidecar/client.js';
 import { TunnelService } from '../../src/sidecar/service.js';
@@ -16,6 +16,7 @@ import type { TunnelRegistry } from '../../src/tunnel/registry.js';
 import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
 import { generateKeyPair, PublicKey } from '../../src/wireguard/keys.js';
 import type { Peer } from '../../src/wireguard/config.js';
+import { podNetworkOf } from '../support/pod-network.js';
 import { capturingLogger, nsenterExec, podNetnsExec, ScriptedBackend, seedReadyPod, testService, type NetnsAnswer } from './fakes.js';
 
 const NETNS = '/run/netns/pwt-faults-a';
@@ -82,26 +83,12 @@ async function rig(opts: { tickMs?: number; slowInspectMs?: number } = {}): Prom
   return { service, backend, store, netns, execCalls, lines, advance: (ms) => (now += ms), now: () => now };
 }
 
-function podNetworkOf(worker: PublicKey): PodNetwork {
-  return {
-    podIp: { address: '198.18.1.21', prefixLength: 24, family: 4 },
-    interfaceName: 'eth0',
-    routes: [],
-    neighbors: [],
-    mtu: 1500,
-    index: 0,
-    dedicated: false,
-    externalNetViaPodVm: false,
-    tunnel: { type: 'wireguard', privateKey: generateKeyPair().privateKey, peerPublicKey: worker, listenPort: 51900, persistentKeepalive: 25, mtu: 1420 },
-  };
-}
-
 async function keysKept(store: FilePodStore): Promise<boolean> {
   return (await store.readKey(ID, 'worker')) !== null && (await store.readKey(ID, 'psk', 'preshared key')) !== null;
 }
 
 describe('Netns.exists', () => {
-  const ns = (answer: NetnsAnswer) => new Netns('/run/netns/x', nsenterExec(new Map([['/run/netns/x', answer]])));
+  const ns = (answer: NetnsAnswer) => new IprouteNetns('/run/netns/x', nsenterExec(new Map([['/run/netns/x', answer]])));
 
   it('is true for a netns that can be entered and false only for a confirmed absence', async () => {
     expect(await ns('present').exists()).toBe(true);
@@ -110,7 +97,7 @@ describe('Netns.exists', () => {
 
   it('throws ENETNS when it could not check (timeout, missing nsenter), never false', async () => {
     await expect(ns('timeout').exists()).rejects.toThrow(/cannot tell whether netns \/run\/netns\/x exists/);
-    const missing = new Netns('/run/netns/x', () => Promise.reject(new PeerpodError('EEXEC', 'cannot run nsenter', { op: 'exec' })));
+    const missing = new IprouteNetns('/run/netns/x', () => Promise.reject(new PeerpodError('EEXEC', 'cannot run nsenter', { op: 'exec' })));
     await missing.exists().then(
       () => expect('resolved').toBe('rejected'),
       (e: unknown) => expect(isPeerpodError(e, 'ENETNS')).toBe(true),
@@ -271,7 +258,7 @@ describe('stopping the sidecar', () => {
     const r = await rig({ tickMs: 10, slowInspectMs: 300 });
     r.backend.devicesByName.set(DEVICE, { name: DEVICE, privateKey: null, publicKey: null, listenPort: 0, firewallMark: 0, peers: [] });
     const running = new AbortController();
-    r.service.start(running.signal);
+    const loop = r.service.start(running.signal);
     const socket = join(dir, 'api.sock');
     const server = createApiServer({ service: r.service, backend: r.backend }, true);
     await new Promise<void>((resolve) => server.listen(socket, resolve));
@@ -283,6 +270,7 @@ describe('stopping the sidecar', () => {
     expect((await inFlight).status).toBe(200);
     expect(await drained).toBe('drained');
     await expect(callSidecar(socket, 'GET', '/healthz')).rejects.toThrow(/not running/);
+    await loop;
     await r.service.idle();
     const checks = r.backend.calls.length;
     await new Promise((res) => setTimeout(res, 100));

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { isPeerpodError } from '../../src/errors.js';
 import { FilePodStore, podIdOf, type PodRecord } from '../../src/state/store.js';
 import { generateKeyPair } from '../../src/wireguard/keys.js';
+import { wireguardRecord } from '../support/pod-records.js';
 
 describe('FilePodStore', () => {
   let dir = '';
@@ -15,22 +16,7 @@ describe('FilePodStore', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const record = (netns: string): PodRecord => ({
-    id: podIdOf(netns),
-    netns,
-    tunnelType: 'wireguard',
-    podInterface: 'eth0',
-    device: `pwg${podIdOf(netns)}`,
-    podIP: '198.18.1.21',
-    mtu: 1420,
-    podVmIPs: [],
-    phase: 'inspected',
-    updatedAt: new Date(0).toISOString(),
-    vmPublicKey: generateKeyPair().publicKey.toBase64(),
-    workerPublicKey: generateKeyPair().publicKey.toBase64(),
-    vmListenPort: 51900,
-    keepalive: 25,
-  });
+  const record = (netns: string): PodRecord => wireguardRecord(netns, { podVmIPs: [] });
 
   it('derives a stable 12-hex id from the netns path', () => {
     expect(podIdOf('/run/netns/cni-1')).toMatch(/^[0-9a-f]{12}$/);

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError } from '../../errors.js';
 import type { Exec } from '../../exec.js';
+import type { Spawner } from '../../spawn.js';
 import { isLiveProcess } from '../../process-identity.js';
 import type { PodVmImage } from './guest-protocol.js';
 import {
@@ -49,6 +50,8 @@ export interface LocalNetwork {
 
 export interface LocalProviderOptions {
   exec: Exec;
+  /** Starts the guests' qemu. */
+  spawner: Spawner;
   /** The boot image; asked once, on the first createInstance. */
   image: () => Promise<PodVmImage>;
   network: LocalNetwork;
@@ -134,6 +137,7 @@ export class LocalProvider implements LocalCloudProvider {
       const log = createWriteStream(join(dir, 'console.log'), { mode: 0o600 });
       this.#logs.set(name, log);
       const guest = new QemuGuest({
+        spawner: this.#o.spawner,
         netns,
         tap,
         mac,
@@ -157,7 +161,7 @@ export class LocalProvider implements LocalCloudProvider {
           this.#o.onConsole?.(name, line);
         },
       });
-      guest.start();
+      await guest.start();
       this.#guests.set(name, guest);
       record.pid = guest.pid;
       record.startedAt = guest.startedAt;

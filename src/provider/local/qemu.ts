@@ -8,11 +8,11 @@
 // `max` the guest picks instructions TCG emulates slowly; a 32 MB translation cache, which keeps the
 // host RSS near 230 MB. Building the image and the seed, and the TAP's lifetime, are
 // local-provider.ts's job.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError } from '../../errors.js';
+import type { ProcessExit, SpawnedProcess, Spawner } from '../../spawn.js';
 import { isLiveProcess } from '../../process-identity.js';
 import { AGENT_FAILED, AGENT_READY, CONTROL_PROTOCOL, GUEST_ERROR, MARK } from './guest-protocol.js';
 
@@ -27,6 +27,8 @@ export const DEFAULT_GUEST_MIB = 384;
 export const CONTROL_PORT_NAME = 'peerpod.ctl';
 
 export interface QemuGuestOptions {
+  /** Starts qemu (under `ip netns exec` when `netns` is set). */
+  spawner: Spawner;
   /** Runs qemu under `ip netns exec <netns>`, so the TAP it opens is that namespace's; absent: our own netns. */
   netns?: string;
   /** The guest's NIC on a TAP; absent: no NIC (a guest whose whole network is its own namespaces). */
@@ -68,7 +70,7 @@ export function kvmUsable(): boolean {
 }
 
 /** The qemu argv (pure). */
-export function qemuArgv(o: QemuGuestOptions, accel: 'kvm' | 'tcg'): string[] {
+export function qemuArgv(o: Omit<QemuGuestOptions, 'spawner'>, accel: 'kvm' | 'tcg'): string[] {
   const argv = [
     QEMU,
     '-nodefaults',
@@ -121,9 +123,9 @@ export class QemuGuest {
   readonly accel: 'kvm' | 'tcg';
   readonly marks: GuestMarks = { hostMs: {}, guestS: {} };
   readonly console: string[] = [];
-  #child: ChildProcess | null = null;
+  #child: SpawnedProcess | null = null;
   #startedAt = 0;
-  #exit: { code: number | null; signal: string | null } | null = null;
+  #exit: ProcessExit | null = null;
   #waiters: (() => void)[] = [];
   #control: Socket | null = null;
   #connecting: Promise<Socket> | null = null;
@@ -149,13 +151,11 @@ export class QemuGuest {
     return this.#exit !== null;
   }
 
-  start(): void {
+  /** Start qemu; a qemu that cannot be started is reported as one that exited at once (console, exited). */
+  async start(): Promise<void> {
     const qemu = qemuArgv(this.options, this.accel);
     const argv = this.options.netns === undefined ? qemu : ['ip', 'netns', 'exec', this.options.netns, ...qemu];
     this.#startedAt = Date.now();
-    // Not through src/exec.ts: the guest outlives any timeout; stop() ends it by this pid.
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.#child = child;
     let buf = '';
     const onData = (b: Buffer): void => {
       buf += b.toString('utf8');
@@ -166,18 +166,21 @@ export class QemuGuest {
         this.#line(line);
       }
     };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', (b: Buffer) => {
+    const onStderr = (b: Buffer): void => {
       for (const line of b.toString('utf8').split('\n').filter((l) => l.trim() !== '')) this.#line(`[qemu] ${line}`);
-    });
-    if (this.options.controlSocket !== undefined) void this.#connect().catch(() => undefined);
-    child.on('exit', (code, signal) => {
-      this.#exit = { code, signal };
-      this.#wake();
-    });
-    child.on('error', (e) => {
-      this.#line(`[qemu] ${e.message}`);
+    };
+    // Through the spawner, not exec: the guest outlives any timeout; stop() ends it by this handle.
+    try {
+      this.#child = await this.options.spawner.spawn(argv, { stdout: onData, stderr: onStderr });
+    } catch (e) {
+      this.#line(`[qemu] ${e instanceof Error ? e.message : String(e)}`);
       this.#exit = { code: -1, signal: null };
+      this.#wake();
+      return;
+    }
+    if (this.options.controlSocket !== undefined) void this.#connect().catch(() => undefined);
+    void this.#child.exited.then((exit) => {
+      this.#exit = exit;
       this.#wake();
     });
   }
@@ -331,7 +334,7 @@ export class QemuGuest {
     this.#control?.destroy();
     this.#control = null;
     const child = this.#child;
-    if (child === null || child.pid === undefined) return;
+    if (child === null) return;
     for (const [signal, graceMs] of [
       ['SIGTERM', 5_000],
       ['SIGKILL', 5_000],

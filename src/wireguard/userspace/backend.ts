@@ -1,6 +1,6 @@
 // The userspace WireGuard backend: one long-lived `wireguard-go -f <name>` process per device,
-// driven over its UAPI socket (../uapi/client.ts). This module owns the daemons' lives: start,
-// readiness, MTU, pid files, logs and stopping them. It works in the caller's netns: a device is
+// driven over its UAPI socket (../uapi/client.ts). This module owns the daemons' lives: start
+// (through the Spawner seam, ../../spawn.ts), readiness, MTU, pid files, logs and stopping them. It works in the caller's netns: a device is
 // born here and its UDP socket stays here. Moving the TUN into a pod netns, addresses, routes and
 // bringing the link up are the netns layer's job. A device's `where` (../backend.ts) is not needed
 // to reach it (its UAPI socket stays in the host's folder wherever its TUN has moved); a `where`
@@ -14,13 +14,13 @@
 // - It exits when its socket file is deleted, and its TUN dies with it wherever the TUN has been
 //   moved since (a pod netns included).
 // - Its TUN stops seeing MTU changes once moved to another netns, so the MTU is set here, first.
-import { spawn } from 'node:child_process';
 import { constants as fsConstants, existsSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerpodError, isPeerpodError } from '../../errors.js';
 import type { Exec } from '../../exec.js';
+import type { Spawner } from '../../spawn.js';
 import { isLiveProcess, liveThreadCount, processArgs, processStat } from '../../process-identity.js';
 import type { WireGuardBackend, CreateOptions, Where } from '../backend.js';
 import type { Device, DeviceConfig } from '../config.js';
@@ -31,6 +31,8 @@ export type WireGuardGoLogLevel = 'error' | 'verbose' | 'silent';
 export interface UserspaceBackendOptions {
   /** Runs `ip` to set the MTU. */
   exec: Exec;
+  /** Starts the wireguard-go daemons. */
+  spawner: Spawner;
   /** Holds <name>.pid and <name>.log. Default /run/peerpod-wg. */
   runDir?: string;
   /** Where the daemons' UAPI sockets are. Default /var/run/wireguard (compiled into wireguard-go). */
@@ -85,6 +87,7 @@ export class UserspaceBackend implements WireGuardBackend {
   readonly runDir: string;
   readonly socketDir: string;
   readonly #exec: Exec;
+  readonly #spawner: Spawner;
   readonly #wireguardGo: string;
   readonly #logLevel: WireGuardGoLogLevel;
   readonly #startTimeoutMs: number;
@@ -92,6 +95,7 @@ export class UserspaceBackend implements WireGuardBackend {
 
   constructor(opts: UserspaceBackendOptions) {
     this.#exec = opts.exec;
+    this.#spawner = opts.spawner;
     this.runDir = opts.runDir ?? DEFAULT_RUN_DIR;
     this.socketDir = opts.socketDir ?? DEFAULT_SOCKET_DIR;
     this.#wireguardGo = opts.wireguardGo ?? 'wireguard-go';
@@ -250,52 +254,39 @@ export class UserspaceBackend implements WireGuardBackend {
     // O_APPEND: the log can be truncated in place (logrotate's copytruncate) while the daemon runs.
     const log = await open(logPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_APPEND, 0o600);
 
-    // The one child process that does not go through src/exec.ts: exec is for short-lived commands
-    // with a timeout, and this daemon must outlive the call (and our own process). It runs in its
-    // own session (detached) so a Ctrl-C meant for us does not reach it; its output goes to the log.
+    // Through the spawner, not exec: exec is for short-lived commands with a timeout, and this
+    // daemon must outlive the call (and our own process). It runs in its own session (detached) so
+    // a Ctrl-C meant for us does not reach it; its output goes to the log.
     const ctx = { op: 'create', iface: name, cmd: `${this.#wireguardGo} -f ${name}` };
-    const exit: { done: boolean; code: number | null; signal: NodeJS.Signals | null; error?: Error } = {
-      done: false,
-      code: null,
-      signal: null,
-    };
     let child;
     try {
-      child = spawn(this.#wireguardGo, ['-f', name], {
+      child = await this.#spawner.spawn([this.#wireguardGo, '-f', name], {
         detached: true,
-        stdio: ['ignore', log.fd, log.fd],
+        stdout: log.fd,
+        stderr: log.fd,
         // WG_PROCESS_FOREGROUND=1 also silences its "kernel has WireGuard" banner, which is wrong here.
         env: { ...process.env, LOG_LEVEL: this.#logLevel, WG_PROCESS_FOREGROUND: '1' },
       });
-      // Listen before anything awaits: a missing binary is reported as an 'error' on the next tick.
-      child.on('exit', (code, signal) => Object.assign(exit, { done: true, code, signal }));
-      child.on('error', (error) => Object.assign(exit, { done: true, error }));
     } catch (e) {
       throw new PeerpodError('EBACKEND', `cannot start ${this.#wireguardGo} for ${name}`, ctx, e);
     } finally {
       // The child has its own copy of the descriptor by now.
       await log.close();
     }
-    child.unref();
-
     const pid = child.pid;
-    if (pid === undefined) {
-      await sleep(0); // let the 'error' event arrive
-      throw new PeerpodError('EBACKEND', `cannot start ${this.#wireguardGo} for ${name}`, ctx, exit.error);
-    }
     await this.#writePidFile(name, pid);
 
     const deadline = Date.now() + this.#startTimeoutMs;
     for (;;) {
-      if (exit.done) {
+      const exit = child.exit;
+      if (exit !== null) {
         await rm(this.pidFile(name), { force: true });
-        const how = exit.error !== undefined ? exit.error.message : exit.signal !== null ? `signal ${exit.signal}` : `code ${exit.code ?? '?'}`;
+        const how = exit.signal !== null ? `signal ${exit.signal}` : `code ${exit.code ?? '?'}`;
         const tail = await this.#logTail(name);
         throw new PeerpodError(
           'EBACKEND',
           `${basename(this.#wireguardGo)} for ${name} exited (${how}) before its UAPI socket answered${tail ? `; log: ${tail}` : ''}`,
           { ...ctx, pid, ...(exit.code === null ? {} : { exitCode: exit.code }) },
-          exit.error,
         );
       }
       if (await this.#answers(name)) return pid;
