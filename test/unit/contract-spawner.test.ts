@@ -3,10 +3,11 @@
 // do. Also what only the fake offers: refusing an unregistered program, a crash on demand, a
 // process that survives SIGTERM.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isPeerpodError } from '../../src/errors.js';
+import { processArgs, processStat } from '../../src/process-identity.js';
 import { realSpawner, type Spawner } from '../../src/spawn.js';
 import { MISSING_FILE } from '../contract/exec.contract.js';
 import { GAPS, SPAWNER_CONTRACT } from '../contract/spawner.contract.js';
@@ -53,15 +54,12 @@ describe.each([
 
 describe('Spawner: what only realSpawner has (GAPS of the fake)', () => {
   /** Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, session, … */
-  const statOf = async (pid: number | 'self') => {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  };
+  const statOf = async (pid: number): Promise<string[]> => (await processStat(pid))?.fields ?? [];
 
   it('its pid is a live process in /proc, with our argv', async () => {
     const p = await realSpawner.spawn(['sleep', '30']);
     try {
-      expect((await readFile(`/proc/${p.pid}/cmdline`, 'utf8')).split('\0')).toEqual(['sleep', '30', '']);
+      expect(await processArgs(p.pid)).toEqual(['sleep', '30']);
     } finally {
       p.kill();
       await p.exited;
@@ -69,7 +67,7 @@ describe('Spawner: what only realSpawner has (GAPS of the fake)', () => {
   });
 
   it('a detached process runs in a session of its own; another shares ours', async () => {
-    const ours = (await statOf('self'))[3];
+    const ours = (await statOf(process.pid))[3];
     const detached = await realSpawner.spawn(['sleep', '30'], { detached: true });
     const attached = await realSpawner.spawn(['sleep', '30']);
     try {

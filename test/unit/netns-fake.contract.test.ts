@@ -2,11 +2,11 @@
 // root; then what only the fake has: injected faults, refusals of what it does not model, and the
 // world's own helpers. The same cases run against the kernel in test/lab/netns-real.contract.test.ts.
 import { describe, expect, it } from '@jest/globals';
-import { PeerpodError } from '../../src/errors.js';
 import type { Netns } from '../../src/netns/netns.js';
 import { applyPodPlumbing, removePodPlumbing } from '../../src/tunnel/wireguard/worker-plumbing.js';
 import { GAPS, NETNS_CONTRACT, type NetnsContractContext } from '../contract/netns.contract.js';
 import { FakeNetnsWorld } from '../fakes/netns.js';
+import { caught } from '../support/errors.js';
 
 function fakeContext(): NetnsContractContext {
   const world = new FakeNetnsWorld();
@@ -31,19 +31,13 @@ describe('Netns contract: FakeNetns', () => {
   }
 });
 
-async function rejection(p: Promise<unknown>): Promise<PeerpodError> {
-  const e = await p.then(() => undefined, (x: unknown) => x);
-  if (!(e instanceof PeerpodError)) throw new Error(`expected a PeerpodError, got ${String(e)}`);
-  return e;
-}
-
 describe('FakeNetns beyond the contract', () => {
   it('failNext makes the next matching command fail with ENETNS, once, in the netns asked for', async () => {
     const world = new FakeNetnsWorld();
     const pod = world.addNetns('/run/netns/pod');
     world.failNext({ netns: '/run/netns/pod', match: 'link add' });
     await world.host.ip(['link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb'], 'add in host');
-    const e = await rejection(pod.ip(['link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb'], 'add in pod', 'va'));
+    const e = await caught(pod.ip(['link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb'], 'add in pod', 'va'));
     expect([e.code, e.context.op, e.context.netns, e.context.iface]).toEqual(['ENETNS', 'add in pod', '/run/netns/pod', 'va']);
     expect(e.message).toMatch(/injected fault/);
     expect(await pod.link('va')).toBeNull();
@@ -53,7 +47,7 @@ describe('FakeNetns beyond the contract', () => {
     world.failNext({ match: /iptables .* -C / });
     expect(await pod.hasIptablesRule('raw', 'OUTPUT', ['-j', 'ACCEPT'])).toBe(false);
     world.failNext();
-    expect((await rejection(pod.readSysctl('net.ipv4.ip_forward'))).code).toBe('ENETNS');
+    expect((await caught(pod.readSysctl('net.ipv4.ip_forward'))).code).toBe('ENETNS');
   });
 
   it('refuses what it does not model with EUNSUPPORTED naming the command', async () => {
@@ -69,7 +63,7 @@ describe('FakeNetns beyond the contract', () => {
       [() => world.host.ip(['rule', 'add', 'lookup', '7'], 'rule'), /explicit priority/],
     ];
     for (const [p, why] of cases) {
-      const e = await rejection(p());
+      const e = await caught(p());
       expect(e.code).toBe('EUNSUPPORTED');
       expect(e.message).toMatch(/^FakeNetns does not model `/);
       expect(e.message).toMatch(why);
@@ -79,7 +73,7 @@ describe('FakeNetns beyond the contract', () => {
   it('a world without IPv6 has no net.ipv6 sysctls, and says why', async () => {
     const world = new FakeNetnsWorld({ ipv6: false });
     expect(await world.host.ipv6Unavailable()).toMatch(/no IPv6/);
-    expect((await rejection(world.host.iptables(['-S'], 'list', undefined, 6))).code).toBe('ENETNS');
+    expect((await caught(world.host.iptables(['-S'], 'list', undefined, 6))).code).toBe('ENETNS');
   });
 
   it('deleting a netns takes its devices, and a veth peer elsewhere with them; the log keeps every command', async () => {
@@ -95,7 +89,7 @@ describe('FakeNetns beyond the contract', () => {
       'host: ip link set dev tmp0 netns /run/netns/pod name eth0',
     );
     world.existsFails('/run/netns/pod', 'error');
-    expect((await rejection(pod.exists())).code).toBe('ENETNS');
+    expect((await caught(pod.exists())).code).toBe('ENETNS');
     world.existsFails('/run/netns/pod', null);
     expect(await pod.exists()).toBe(false);
   });
