@@ -22,7 +22,7 @@ import { PeerpodError, isPeerpodError } from '../../errors.js';
 import type { Exec } from '../../exec.js';
 import type { Spawner } from '../../spawn.js';
 import { isLiveProcess, liveThreadCount, processArgs, processStat } from '../../process-identity.js';
-import type { WireGuardBackend, CreateOptions, Where } from '../backend.js';
+import { checkCreateMtu, type WireGuardBackend, type CreateOptions, type Where } from '../backend.js';
 import type { Device, DeviceConfig } from '../config.js';
 import { DEFAULT_SOCKET_DIR, UapiClient, assertDeviceName } from '../uapi/client.js';
 
@@ -53,8 +53,6 @@ const DEFAULT_START_TIMEOUT_MS = 5_000;
 const TERM_GRACE_MS = 3_000;
 const KILL_GRACE_MS = 2_000;
 const LOG_TAIL_CHARS = 2_000;
-const MIN_MTU = 68; // the IPv4 minimum; the kernel refuses less
-const MAX_MTU = 65_535;
 
 /** The most of a dead daemon's log that is kept. */
 export const KEPT_LOG_BYTES = 64 * 1024;
@@ -124,13 +122,7 @@ export class UserspaceBackend implements WireGuardBackend {
   async create(name: string, opts: CreateOptions): Promise<void> {
     assertDeviceName(name);
     const { mtu } = opts;
-    if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) {
-      throw new PeerpodError('EINVAL', `mtu must be an integer from ${MIN_MTU} to ${MAX_MTU}, got ${String(mtu)}`, {
-        op: 'create',
-        iface: name,
-        field: 'mtu',
-      });
-    }
+    checkCreateMtu(name, mtu);
     // A live device is kept exactly as it is: it may already sit in a pod netns, where the MTU can
     // no longer be changed (and must not be touched from here).
     if (await this.#answers(name)) return;
