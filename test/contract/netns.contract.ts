@@ -13,7 +13,8 @@ import type { Link, Netns, Route } from '../../src/netns/netns.js';
 import { vxlanLinks } from '../../src/tunnel/vxlan/device.js';
 import { ensureMirror, MIRROR_PREF, parseTcFilters, removeMirror, removeMirrorsInto } from '../../src/tunnel/vxlan/mirror.js';
 import { ensureNotrack, NOTRACK_CHAINS, removeNotrack } from '../../src/tunnel/vxlan/notrack.js';
-import { applyPodPlumbing, POD_ROUTE_TABLE, preparePodNetns, removePodPlumbing } from '../../src/tunnel/wireguard/worker-plumbing.js';
+import { applyPodPlumbing, preparePodNetns } from '../../src/tunnel/wireguard/worker-apply.js';
+import { POD_ROUTE_TABLE, removePodPlumbing } from '../../src/tunnel/wireguard/worker-plumbing.js';
 
 export type NetnsImpl = 'fake' | 'real';
 
@@ -541,7 +542,7 @@ export const NETNS_CONTRACT: readonly NetnsContractCase[] = [
     async run({ ns }) {
       await podLike(ns, 'eth0', 'wgx');
       const p = { device: 'wgx', podInterface: 'eth0', podIPs: ['198.18.5.2', 'fd00:5::2'] };
-      await preparePodNetns(ns, p.podIPs, p.device);
+      await preparePodNetns(ns, p);
       await applyPodPlumbing(ns, p);
       const plumbing = async () => ({
         rules4: await ns.rules(4),

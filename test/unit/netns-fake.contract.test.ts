@@ -3,7 +3,8 @@
 // world's own helpers. The same cases run against the kernel in test/lab/netns-real.contract.test.ts.
 import { describe, expect, it } from '@jest/globals';
 import type { Netns } from '../../src/netns/netns.js';
-import { applyPodPlumbing, removePodPlumbing } from '../../src/tunnel/wireguard/worker-plumbing.js';
+import { applyPodPlumbing } from '../../src/tunnel/wireguard/worker-apply.js';
+import { removePodPlumbing } from '../../src/tunnel/wireguard/worker-plumbing.js';
 import { GAPS, NETNS_CONTRACT, type NetnsContractContext } from '../contract/netns.contract.js';
 import { FakeNetnsWorld } from '../fakes/netns.js';
 import { caught } from '../support/errors.js';

@@ -12,19 +12,22 @@
 // the VXLAN device in the host netns (where its UDP socket must live) with the pod VM as remote,
 // moves it into the pod netns, and mirrors the pod's interface and the device into each other
 // (mirror.ts). Every step compares with what the kernel reports, so setup re-run after a crash
-// converges, and a device whose VNI, remote or port is wrong is made again.
+// converges, and a device whose VNI, remote or port is wrong is made again. The checks, the record,
+// the rollback and teardown's order are the lifecycle both worker drivers share
+// (../worker-lifecycle.ts); this file gives its hooks.
 //
 // Unlike CAA, the device keeps its host-unique name ("pvx" + pod id) in the pod netns rather than
 // becoming "vxlan1", so that status and teardown find it from the pod id alone.
 import { readdir } from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
-import { PeerpodError, isPeerpodError } from '../../errors.js';
-import type { Netns, NetnsFactory } from '../../netns/netns.js';
+import { PeerpodError } from '../../errors.js';
+import type { Netns } from '../../netns/netns.js';
 import type { IpPrefix, PodNetwork, VxlanTunnel } from '../../podnetwork/types.js';
-import { podIdOf, type PodRecord, type PodStore, type VxlanPodRecord } from '../../state/store.js';
-import type { WorkerSetupRequest, WorkerTeardownRequest, WorkerTunnelDriver } from '../driver.js';
+import { podIdOf, type PodRecord, type VxlanPodRecord } from '../../state/store.js';
+import type { WorkerSetupRequest } from '../driver.js';
 import { inspectPodNetns, toPodNetwork } from '../inspect-pod.js';
+import { WorkerLifecycle, type RemovalCause, type WorkerLifecycleDeps } from '../worker-lifecycle.js';
 import { isVxlanLike, vxlanAddCommand, vxlanLink, vxlanLinks, vxlanOf, type VxlanSpec } from './device.js';
 import { ensureMirror, removeMirrorsInto } from './mirror.js';
 import { workerVxlanDeviceName } from './names.js';
@@ -37,14 +40,7 @@ export const DEFAULT_NETNS_DIR = '/run/netns';
 /** How many pod netns are read at once while looking for VNIs in use. */
 const SCAN_CONCURRENCY = 8;
 
-export interface VxlanWorkerDeps {
-  netns: NetnsFactory;
-  store: PodStore;
-  /** Clock, for records. */
-  now?: () => Date;
-  /** Called after each setup step; crash tests use it to stop the process at a chosen point. */
-  onStep?: (step: VxlanSetupStep) => void;
-}
+export type VxlanWorkerDeps = WorkerLifecycleDeps<VxlanSetupStep>;
 
 export type VxlanSetupStep = 'recorded' | 'notrack' | 'created' | 'moved' | 'mirrored';
 export const VXLAN_SETUP_STEPS: readonly VxlanSetupStep[] = ['recorded', 'notrack', 'created', 'moved', 'mirrored'];
@@ -61,9 +57,8 @@ export interface VxlanWorkerOptions {
   netnsDir?: string | null;
 }
 
-export class VxlanWorkerDriver implements WorkerTunnelDriver {
+export class VxlanWorkerDriver extends WorkerLifecycle<VxlanPodRecord, VxlanSetupStep> {
   readonly type = 'vxlan' as const;
-  readonly #d: VxlanWorkerDeps;
   readonly #port: number;
   readonly #minId: number;
   readonly #netnsDir: string | null;
@@ -72,7 +67,7 @@ export class VxlanWorkerDriver implements WorkerTunnelDriver {
   readonly #iptables = new Serial();
 
   constructor(deps: VxlanWorkerDeps, opts: VxlanWorkerOptions = {}) {
-    this.#d = deps;
+    super(deps);
     this.#port = opts.port ?? DEFAULT_VXLAN_PORT;
     if (!Number.isInteger(this.#port) || this.#port < 1 || this.#port > 65535) {
       throw new PeerpodError('EINVAL', `VXLAN port ${String(this.#port)}: expected an integer 1-65535`, { field: 'vxlan-port' });
@@ -81,15 +76,11 @@ export class VxlanWorkerDriver implements WorkerTunnelDriver {
     this.#netnsDir = opts.netnsDir === undefined ? DEFAULT_NETNS_DIR : opts.netnsDir;
   }
 
-  private now(): string {
-    return (this.#d.now?.() ?? new Date()).toISOString();
-  }
-
   async inspect(netnsPath: string): Promise<PodNetwork> {
-    const pod = await inspectPodNetns(this.#d.netns.at(netnsPath));
-    const workerNodeIp = await primaryAddress(this.#d.netns.host());
+    const pod = await inspectPodNetns(this.netns.at(netnsPath));
+    const workerNodeIp = await primaryAddress(this.netns.host());
     const id = podIdOf(netnsPath);
-    const { store } = this.#d;
+    const { store } = this;
     const vni = await this.#allocation.run(async () => {
       const previous = await store.read(id);
       if (previous !== null && previous.tunnelType !== 'vxlan') {
@@ -129,7 +120,7 @@ export class VxlanWorkerDriver implements WorkerTunnelDriver {
    * CAA or a lost record left behind). A netns that vanishes while we look has nothing in use.
    */
   private async vnisInUse(except: string): Promise<Set<number>> {
-    const records = await this.#d.store.list();
+    const records = await this.store.list();
     const paths = new Set(records.map((r) => r.netns));
     if (this.#netnsDir !== null) {
       const dir = this.#netnsDir;
@@ -139,11 +130,11 @@ export class VxlanWorkerDriver implements WorkerTunnelDriver {
       });
       for (const n of names) paths.add(join(dir, n));
     }
-    const linkVnis = (await vxlanLinks(this.#d.netns.host())).map((l) => l.vni);
+    const linkVnis = (await vxlanLinks(this.netns.host())).map((l) => l.vni);
     const queue = [...paths];
     const worker = async (): Promise<void> => {
       for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
-        const links = await vxlanLinks(this.#d.netns.at(p)).catch(() => []);
+        const links = await vxlanLinks(this.netns.at(p)).catch(() => []);
         for (const l of links) linkVnis.push(l.vni);
       }
     };
@@ -151,23 +142,20 @@ export class VxlanWorkerDriver implements WorkerTunnelDriver {
     return vnisInUse({ records, linkVnis, except });
   }
 
-  async setup(req: WorkerSetupRequest): Promise<PodRecord> {
-    const id = podIdOf(req.netns);
+  protected deviceNameOf(podId: string): string {
+    return workerVxlanDeviceName(podId);
+  }
+
+  protected checkRequest(req: WorkerSetupRequest): void {
+    vxlanOf(req.podNetwork, req.netns, 'setup');
+  }
+
+  protected readonly noRecordHint = ': run inspect for this pod first';
+
+  protected async check(req: WorkerSetupRequest, record: VxlanPodRecord): Promise<VxlanPodRecord> {
     const pn = req.podNetwork;
     const vxlan = vxlanOf(pn, req.netns, 'setup');
     const ctx = { op: 'setup', netns: req.netns };
-    const { store } = this.#d;
-    const podNs = this.#d.netns.at(req.netns);
-    if (!(await podNs.exists())) {
-      throw new PeerpodError('ENOTFOUND', `pod netns ${req.netns} does not exist`, { ...ctx, field: 'netns' });
-    }
-    const record = await store.read(id);
-    if (record === null) {
-      throw new PeerpodError('ESTATE', `no tunnel state for pod netns ${req.netns}: run inspect for this pod first`, { ...ctx, field: 'netns' });
-    }
-    if (record.tunnelType !== 'vxlan') {
-      throw new PeerpodError('ESTATE', `pod netns ${req.netns} was inspected for tunnel type ${record.tunnelType}, not vxlan`, ctx);
-    }
     if (vxlan.id !== undefined && vxlan.id !== record.vni) {
       throw new PeerpodError(
         'EINVAL',
@@ -182,8 +170,7 @@ export class VxlanWorkerDriver implements WorkerTunnelDriver {
         { ...ctx, field: 'pod-network.vxlan-port' },
       );
     }
-    // Like CAA: a dedicated interface on the pod VM is its second address.
-    const remote = pn.dedicated ? req.podVmIPs[1] : req.podVmIPs[0];
+    const remote = remoteOf(req);
     if (remote === undefined || !isIPv4(remote)) {
       throw new PeerpodError(
         'EINVAL',
@@ -192,77 +179,52 @@ export class VxlanWorkerDriver implements WorkerTunnelDriver {
         { ...ctx, field: 'pod-vm-ip' },
       );
     }
-    const podInterface = pn.interfaceName;
-    await podNs.requireLink(podInterface, 'setup');
+    return { ...record, podIP: pn.podIp.address, mtu: pn.mtu, podVmIPs: [...req.podVmIPs] };
+  }
 
-    const device = record.device;
-    const want: VxlanSpec = { vni: record.vni, remote, port: record.port };
-    const next: VxlanPodRecord = {
-      ...record,
-      podIP: pn.podIp.address,
-      mtu: pn.mtu,
-      podVmIPs: [...req.podVmIPs],
-      phase: 'setting-up',
-      updatedAt: this.now(),
-    };
-    await store.write(next);
-    const step = (s: VxlanSetupStep): void => this.#d.onStep?.(s);
-    step('recorded');
-    try {
-      const host = this.#d.netns.host();
-      await this.#iptables.run(() => ensureNotrack(host, want));
-      step('notrack');
-      let inPod = await vxlanLink(podNs, device);
-      if (inPod !== null && !isVxlanLike(inPod, want)) {
-        await podNs.ip(['link', 'del', 'dev', device], 'delete a VXLAN device of an older config', device);
-        inPod = null;
-      }
-      // A device still in the host netns was born by a setup that stopped before the move.
-      let born = await vxlanLink(host, device);
-      if (born !== null && (inPod !== null || !isVxlanLike(born, want))) {
-        await host.ip(['link', 'del', 'dev', device], 'delete a stray VXLAN device in the host netns', device);
-        born = null;
-      }
-      if (inPod === null && born === null) {
-        // Born here, so its UDP socket stays in the host netns when the device moves to the pod.
-        await host.ip(vxlanAddCommand(device, want), 'create the VXLAN device', device);
-      }
-      step('created');
-      if (inPod === null) {
-        await host.ip(['link', 'set', 'dev', device, 'netns', req.netns], 'move the VXLAN device into the pod netns', device);
-      }
-      step('moved');
-      // Per-device sysctls reset on a move. The device is a wire, not an interface of the pod
-      // netns: keep the pod netns' own IPv6 chatter (router solicitations) out of the tunnel.
-      await podNs.writeSysctls({ [`net.ipv6.conf.${device}.disable_ipv6`]: 1 }, device);
-      if (!(inPod?.flags.includes('UP') ?? false)) {
-        await podNs.ip(['link', 'set', 'dev', device, 'up'], 'bring the VXLAN device up', device);
-      }
-      await ensureMirror(podNs, podInterface, device);
-      await ensureMirror(podNs, device, podInterface);
-      step('mirrored');
-    } catch (e) {
-      const err = new PeerpodError('ESETUP', `tunnel setup for pod netns ${req.netns} failed and was rolled back`, {
-        ...ctx,
-        iface: device,
-      }, e);
-      try {
-        await this.removeNetwork(device, req.netns, record.vni);
-        await store.write({ ...next, phase: 'inspected', updatedAt: this.now() });
-      } catch (cleanup) {
-        err.cleanupErrors.push(cleanup);
-      }
-      throw err;
+  protected async build(next: VxlanPodRecord, _found: VxlanPodRecord, req: WorkerSetupRequest): Promise<void> {
+    const device = next.device;
+    const podNs = this.netns.at(req.netns);
+    const podInterface = req.podNetwork.interfaceName;
+    const want: VxlanSpec = { vni: next.vni, remote: remoteOf(req)!, port: next.port };
+    const host = this.netns.host();
+    await this.#iptables.run(() => ensureNotrack(host, want));
+    this.step('notrack');
+    let inPod = await vxlanLink(podNs, device);
+    if (inPod !== null && !isVxlanLike(inPod, want)) {
+      await podNs.ip(['link', 'del', 'dev', device], 'delete a VXLAN device of an older config', device);
+      inPod = null;
     }
-    const ready: VxlanPodRecord = { ...next, phase: 'ready', updatedAt: this.now() };
-    await store.write(ready);
-    return ready;
+    // A device still in the host netns was born by a setup that stopped before the move.
+    let born = await vxlanLink(host, device);
+    if (born !== null && (inPod !== null || !isVxlanLike(born, want))) {
+      await host.ip(['link', 'del', 'dev', device], 'delete a stray VXLAN device in the host netns', device);
+      born = null;
+    }
+    if (inPod === null && born === null) {
+      // Born here, so its UDP socket stays in the host netns when the device moves to the pod.
+      await host.ip(vxlanAddCommand(device, want), 'create the VXLAN device', device);
+    }
+    this.step('created');
+    if (inPod === null) {
+      await host.ip(['link', 'set', 'dev', device, 'netns', req.netns], 'move the VXLAN device into the pod netns', device);
+    }
+    this.step('moved');
+    // Per-device sysctls reset on a move. The device is a wire, not an interface of the pod
+    // netns: keep the pod netns' own IPv6 chatter (router solicitations) out of the tunnel.
+    await podNs.writeSysctls({ [`net.ipv6.conf.${device}.disable_ipv6`]: 1 }, device);
+    if (!(inPod?.flags.includes('UP') ?? false)) {
+      await podNs.ip(['link', 'set', 'dev', device, 'up'], 'bring the VXLAN device up', device);
+    }
+    await ensureMirror(podNs, podInterface, device);
+    await ensureMirror(podNs, device, podInterface);
+    this.step('mirrored');
   }
 
   /** Remove the mirrors, the device (in the pod netns or still in the host) and the NOTRACK rules. */
-  private async removeNetwork(device: string, netnsPath: string, vni: number | undefined): Promise<void> {
-    const host = this.#d.netns.host();
-    const podNs: Netns = this.#d.netns.at(netnsPath);
+  protected async removeNetwork(netnsPath: string, device: string, record: PodRecord | null, _cause: RemovalCause): Promise<void> {
+    const host = this.netns.host();
+    const podNs: Netns = this.netns.at(netnsPath);
     const podExists = await podNs.exists();
     const inPod = podExists ? await vxlanLink(podNs, device) : null;
     const inHost = await vxlanLink(host, device);
@@ -272,29 +234,15 @@ export class VxlanWorkerDriver implements WorkerTunnelDriver {
     }
     if (inHost !== null) await host.ip(['link', 'del', 'dev', device], 'delete the VXLAN device in the host netns', device);
     // Without a record, the device tells which VNI its rules are tagged with.
+    const vni = record?.tunnelType === 'vxlan' ? record.vni : undefined;
     const vnis = new Set([vni, inPod?.vni, inHost?.vni].filter((v): v is number => v !== undefined));
     for (const v of vnis) await this.#iptables.run(() => removeNotrack(host, v));
   }
+}
 
-  async teardown(req: WorkerTeardownRequest): Promise<void> {
-    const id = podIdOf(req.netns);
-    const record = await this.#d.store.read(id).catch((e: unknown) => {
-      if (isPeerpodError(e, 'ESTATE')) return null; // a corrupt record must not block the teardown
-      throw e;
-    });
-    const device = record?.device ?? workerVxlanDeviceName(id);
-    const vni = record?.tunnelType === 'vxlan' ? record.vni : undefined;
-    try {
-      await this.removeNetwork(device, req.netns, vni);
-    } catch (e) {
-      throw new PeerpodError('ETEARDOWN', `tunnel teardown for pod netns ${req.netns} failed`, {
-        op: 'teardown',
-        netns: req.netns,
-        iface: device,
-      }, e);
-    }
-    await this.#d.store.remove(id);
-  }
+/** Like CAA: a dedicated interface on the pod VM is its second address. */
+function remoteOf(req: WorkerSetupRequest): string | undefined {
+  return req.podNetwork.dedicated ? req.podVmIPs[1] : req.podVmIPs[0];
 }
 
 /** The worker's address on the interface of its default route: the pod VM's VXLAN remote. */

@@ -10,13 +10,13 @@
 import { PeerpodError, type ErrorContext } from '../../errors.js';
 import type { Netns, NetnsFactory } from '../../netns/netns.js';
 import type { WireGuardBackend } from '../../wireguard/backend.js';
-import type { DeviceConfig, PeerConfig } from '../../wireguard/config.js';
 import { formatIpPrefix } from '../../ip.js';
-import { IPV6_MIN_MTU, carriesIpv6, podAddresses, type PodNetwork, type PodRoute, type WireguardTunnel } from '../../podnetwork/types.js';
+import { carriesIpv6, podAddresses, type PodNetwork, type PodRoute, type WireguardTunnel } from '../../podnetwork/types.js';
 import type { SecretKey } from '../../wireguard/keys.js';
 import type { PodVmSetupRequest, PodVmSetupResult, PodVmTunnelDriver } from '../driver.js';
 import { podVmDeviceName } from './names.js';
-import { WIREGUARD_OVERHEAD, sameSecret, wireguardOf } from './tunnel-section.js';
+import { deviceChange } from './device-change.js';
+import { WIREGUARD_OVERHEAD, checkIpv6Mtu, tunnelMtu, wireguardOf } from './tunnel-section.js';
 
 
 export interface PodVmDriverDeps {
@@ -74,7 +74,7 @@ export class WireguardPodVmDriver implements PodVmTunnelDriver {
         ctx,
       );
     }
-    const mtu = Math.min(wireguard.mtu, pn.mtu, (await this.#d.netns.host().defaultRouteMtu()) - WIREGUARD_OVERHEAD);
+    const mtu = tunnelMtu(pn.mtu, await this.#d.netns.host().defaultRouteMtu(), wireguard.mtu);
     const v6 = carriesIpv6(pn);
     if (v6) await this.checkIpv6(podNs, pn, mtu, ctx);
     try {
@@ -130,40 +130,22 @@ export class WireguardPodVmDriver implements PodVmTunnelDriver {
         { ...ctx, field },
       );
     }
-    if (mtu < IPV6_MIN_MTU) {
-      throw new PeerpodError(
-        'EINVAL',
-        `the tunnel MTU here would be ${mtu} (this VM's underlay MTU − ${WIREGUARD_OVERHEAD}, or less), below ${IPV6_MIN_MTU}, IPv6's minimum, ` +
-          `but ${field} has the IPv6 address ${formatIpPrefix(v6)}`,
-        { ...ctx, field: 'mtu' },
-      );
-    }
+    checkIpv6Mtu(mtu, formatIpPrefix(v6), {
+      where: 'here',
+      from: `this VM's underlay MTU − ${WIREGUARD_OVERHEAD}, or less`,
+      holder: field,
+    }, ctx);
   }
 
   private async configureDevice(device: string, wg: WireguardTunnel & { privateKey: SecretKey }, v6: boolean): Promise<void> {
     const { backend } = this.#d;
-    const actual = await backend.device(device);
-    const change: DeviceConfig = {};
-    if (actual.privateKey === null || !actual.privateKey.equals(wg.privateKey)) change.privateKey = wg.privateKey;
-    if (actual.listenPort !== wg.listenPort) change.listenPort = wg.listenPort;
-    const peer = actual.peers.find((p) => p.publicKey.equals(wg.peerPublicKey));
-    if (actual.peers.some((p) => !p.publicKey.equals(wg.peerPublicKey))) change.replacePeers = true;
-    const allowed = v6 ? ['0.0.0.0/0', '::/0'] : ['0.0.0.0/0'];
-    const want: PeerConfig = { publicKey: wg.peerPublicKey };
-    let touched = false;
-    const psk = wg.presharedKey ?? null;
-    if (peer === undefined || !sameSecret(peer.presharedKey, psk)) {
-      want.presharedKey = psk;
-      touched = true;
-    }
-    if (peer === undefined || peer.allowedIPs.join(',') !== allowed.join(',')) {
-      want.replaceAllowedIPs = true;
-      want.allowedIPs = allowed;
-      touched = true;
-    }
     // No endpoint and no keepalive: the worker initiates; its NATed address is learned.
-    if (touched || change.replacePeers === true) change.peers = [want];
-    if (Object.keys(change).length > 0) await backend.configure(device, change);
+    const change = deviceChange(await backend.device(device), {
+      privateKey: wg.privateKey,
+      listenPort: wg.listenPort,
+      peer: { publicKey: wg.peerPublicKey, presharedKey: wg.presharedKey ?? null, allowedIPs: v6 ? ['0.0.0.0/0', '::/0'] : ['0.0.0.0/0'] },
+    });
+    if (change !== null) await backend.configure(device, change.config);
   }
 
   async teardown(req: PodVmSetupRequest): Promise<void> {

@@ -28,9 +28,10 @@
 // forwards through it): as a router it would join the all-routers groups, and even a group joined
 // and left while the device is down is announced by MLD when it comes up (measured: 2 reports).
 //
-// Every function here is idempotent and diffs against what the netns reports, so a setup that was
-// killed halfway can simply run again, and a teardown of something half gone succeeds.
-import type { Netns } from '../../netns/netns.js';
+// What to set up is computed here from what the netns reports, as plain values (the commands and
+// rules; worker-plan.ts puts them in order), so a setup that was killed halfway can simply run
+// again. The removal reads and deletes as it goes, so a teardown of something half gone succeeds.
+import type { Netns, Rule } from '../../netns/netns.js';
 
 export const POD_ROUTE_TABLE = '2151';
 export const POD_RULE_PRIORITY = 90;
@@ -49,11 +50,16 @@ export interface PodPlumbing {
   podIPs: readonly string[];
 }
 
-type Family = 4 | 6;
-const FAMILIES: readonly Family[] = [4, 6];
+export type Family = 4 | 6;
+export const FAMILIES: readonly Family[] = [4, 6];
 
-function familyOfIp(ip: string): Family {
+export function familyOfIp(ip: string): Family {
   return ip.includes(':') ? 6 : 4;
+}
+
+/** The families the pod has an address in, IPv4 first. */
+export function familiesOf(podIPs: readonly string[]): Family[] {
+  return FAMILIES.filter((f) => podIPs.some((ip) => familyOfIp(ip) === f));
 }
 
 /** The address alone, as a prefix: "198.18.1.21/32", "fd00::21/128". */
@@ -62,112 +68,124 @@ export function hostPrefix(ip: string): string {
 }
 
 /** Neighbour solicitations (135) and advertisements (136) to a pod IPv6 address, marked for local delivery. */
-function ndpMarkRules(podInterface: string, ip: string): string[][] {
+export function ndpMarkRules(podInterface: string, ip: string): string[][] {
   return ['135', '136'].map((type) => [
     '-i', podInterface, '-d', `${ip}/128`, '-p', 'ipv6-icmp', '-m', 'icmp6', '--icmpv6-type', type, '-j', 'MARK', '--set-mark', NDP_MARK,
   ]);
 }
 
-function mssClampRule(device: string): string[] {
+export function mssClampRule(device: string): string[] {
   return ['-o', device, '-p', 'tcp', '--tcp-flags', 'SYN,RST', 'SYN', '-j', 'TCPMSS', '--clamp-mss-to-pmtu'];
+}
+
+/** A netfilter rule of ours in the pod netns, as `-C`, `-A` and `-D` take it after the chain. */
+export interface PodIptablesRule {
+  family: Family;
+  table: 'mangle';
+  chain: 'FORWARD' | 'PREROUTING';
+  rule: readonly string[];
+  /** The interface the rule is about, for messages. */
+  iface: string;
+}
+
+/** The rules the pod netns needs: TCP MSS clamping per family, then the neighbour discovery marks per IPv6 address. */
+export function podIptablesRules(p: PodPlumbing): PodIptablesRule[] {
+  const mss = mssClampRule(p.device);
+  return [
+    ...familiesOf(p.podIPs).map((family): PodIptablesRule => ({ family, table: 'mangle', chain: 'FORWARD', rule: mss, iface: p.device })),
+    ...p.podIPs
+      .filter((ip) => familyOfIp(ip) === 6)
+      .flatMap((ip) =>
+        ndpMarkRules(p.podInterface, ip).map((rule): PodIptablesRule => ({ family: 6, table: 'mangle', chain: 'PREROUTING', rule, iface: p.podInterface })),
+      ),
+  ];
+}
+
+export function sameIptablesRule(a: PodIptablesRule, b: PodIptablesRule): boolean {
+  return a.family === b.family && a.table === b.table && a.chain === b.chain && a.rule.join(' ') === b.rule.join(' ');
 }
 
 /**
  * Before the device moves in: IPv6 forwarding on in the pod netns (conf.all, written only when it is
  * off, since each write sets every device's flag again), and off for devices that arrive from now on
- * (conf.default), so the device is never a router there, not even for a moment (see above).
+ * (conf.default), so the device is never a router there, not even for a moment (see above). Null for
+ * a pod without IPv6.
  */
-export async function preparePodNetns(ns: Netns, podIPs: readonly string[], device: string): Promise<void> {
-  if (!podIPs.some((ip) => familyOfIp(ip) === 6)) return;
-  const on = (await ns.readSysctl('net.ipv6.conf.all.forwarding')) === '1';
-  await ns.writeSysctls({ ...(on ? {} : { 'net.ipv6.conf.all.forwarding': 1 }), 'net.ipv6.conf.default.forwarding': 0 }, device);
-}
-
-/** Bring the device up and route the pod IPs through it. The device must already be in `ns`. */
-export async function applyPodPlumbing(ns: Netns, p: PodPlumbing): Promise<void> {
-  const families = FAMILIES.filter((f) => p.podIPs.some((ip) => familyOfIp(ip) === f));
-  const v6 = families.includes(6);
-  // Per-device sysctls reset when a device changes netns, so they are set here, after the move, and
-  // before the device goes up: an IPv6 device that comes up with the defaults sends a router
-  // solicitation, DAD and MLD reports at once.
-  await ns.writeSysctls(
-    {
-      'net.ipv4.ip_forward': 1,
-      'net.ipv4.conf.all.rp_filter': 0,
-      [`net.ipv4.conf.${p.device}.rp_filter`]: 0,
-      // Replies from the pod VM carry the pod IP as source, which is local here.
-      [`net.ipv4.conf.${p.device}.accept_local`]: 1,
-      [`net.ipv4.neigh.${p.podInterface}.proxy_delay`]: 0,
-      ...(v6
-        ? {
-            [`net.ipv6.conf.${p.device}.disable_ipv6`]: 0,
-            [`net.ipv6.conf.${p.device}.addr_gen_mode`]: 1,
-            [`net.ipv6.conf.${p.device}.accept_ra`]: 0,
-            [`net.ipv6.conf.${p.device}.dad_transmits`]: 0,
-            [`net.ipv6.conf.${p.device}.router_solicitations`]: 0,
-            // Already 0 (preparePodNetns): a host, not a router, on this device.
-            [`net.ipv6.conf.${p.device}.forwarding`]: 0,
-          }
-        : { [`net.ipv6.conf.${p.device}.disable_ipv6`]: 1 }),
-    },
-    p.device,
-  );
-
-  await ns.batch([['link', 'set', 'dev', p.device, 'up']], 'bring the device up', p.device);
-  for (const family of families) {
-    const cmds: string[][] = [];
-    const ips = p.podIPs.filter((ip) => familyOfIp(ip) === family);
-    cmds.push(['route', 'replace', 'default', 'dev', p.device, 'table', POD_ROUTE_TABLE]);
-    cmds.push(['route', 'replace', 'unreachable', 'default', 'metric', String(FALLBACK_METRIC), 'table', POD_ROUTE_TABLE]);
-    if (family === 4) for (const ip of ips) cmds.push(['neighbour', 'replace', 'proxy', ip, 'dev', p.podInterface]);
-    const rules = await ns.rules(family);
-    const ours = rules.filter((r) => r.priority === POD_RULE_PRIORITY);
-    const wanted = (ip: string) => (r: (typeof rules)[number]) =>
-      r.dst === ip && r.iif === p.podInterface && r.table === POD_ROUTE_TABLE;
-    // A stale rule for another IP or interface at our priority is removed, then the missing ones added.
-    for (const r of ours) {
-      if (!ips.some((ip) => wanted(ip)(r))) {
-        const to = r.dst === undefined ? [] : ['to', `${r.dst}/${r.dstlen ?? (family === 4 ? 32 : 128)}`];
-        cmds.push(['rule', 'del', 'priority', String(POD_RULE_PRIORITY), ...to]);
-      }
-    }
-    for (const ip of ips) {
-      if (!ours.some(wanted(ip))) {
-        cmds.push(['rule', 'add', 'priority', String(POD_RULE_PRIORITY), 'iif', p.podInterface, 'to', hostPrefix(ip),
-          'lookup', POD_ROUTE_TABLE]);
-      }
-    }
-    if (family === 6 && !rules.some((r) => r.priority === NDP_RULE_PRIORITY && r.table === 'local')) {
-      cmds.push(['rule', 'add', 'priority', String(NDP_RULE_PRIORITY), 'fwmark', NDP_MARK, 'lookup', 'local']);
-    }
-    // The local table must come after our rule; add the new one before removing the old one, so
-    // that local delivery never has a gap.
-    if (!rules.some((r) => r.priority === LOCAL_RULE_PRIORITY && r.table === 'local')) {
-      cmds.push(['rule', 'add', 'priority', String(LOCAL_RULE_PRIORITY), 'lookup', 'local']);
-    }
-    if (rules.some((r) => r.priority === 0 && r.table === 'local')) {
-      cmds.push(['rule', 'del', 'priority', '0', 'lookup', 'local']);
-    }
-    await ns.batch(cmds, `route the IPv${family} pod IPs into the tunnel`, p.device, family);
-  }
-
-  const rule = mssClampRule(p.device);
-  for (const family of families) {
-    if (!(await ns.hasIptablesRule('mangle', 'FORWARD', rule, family))) {
-      await ns.iptables(['-t', 'mangle', '-A', 'FORWARD', ...rule], 'add TCP MSS clamping', p.device, family);
-    }
-  }
-  for (const ip of p.podIPs.filter((a) => familyOfIp(a) === 6)) {
-    for (const mark of ndpMarkRules(p.podInterface, ip)) {
-      if (!(await ns.hasIptablesRule('mangle', 'PREROUTING', mark, 6))) {
-        await ns.iptables(['-t', 'mangle', '-A', 'PREROUTING', ...mark], 'keep neighbour discovery local', p.podInterface, 6);
-      }
-    }
-  }
+export function preparingSysctls(podIPs: readonly string[], ipv6Forwarding: boolean): Record<string, number> | null {
+  if (!podIPs.some((ip) => familyOfIp(ip) === 6)) return null;
+  return { ...(ipv6Forwarding ? {} : { 'net.ipv6.conf.all.forwarding': 1 }), 'net.ipv6.conf.default.forwarding': 0 };
 }
 
 /**
- * Undo applyPodPlumbing, for both families. Each piece is removed only if present, so this works
+ * The sysctls of the pod netns and of the device in it. Per-device sysctls reset when a device
+ * changes netns, so they are set after the move, and before the device goes up: an IPv6 device that
+ * comes up with the defaults sends a router solicitation, DAD and MLD reports at once.
+ */
+export function plumbingSysctls(p: PodPlumbing): Record<string, number> {
+  const v6 = familiesOf(p.podIPs).includes(6);
+  return {
+    'net.ipv4.ip_forward': 1,
+    'net.ipv4.conf.all.rp_filter': 0,
+    [`net.ipv4.conf.${p.device}.rp_filter`]: 0,
+    // Replies from the pod VM carry the pod IP as source, which is local here.
+    [`net.ipv4.conf.${p.device}.accept_local`]: 1,
+    [`net.ipv4.neigh.${p.podInterface}.proxy_delay`]: 0,
+    ...(v6
+      ? {
+          [`net.ipv6.conf.${p.device}.disable_ipv6`]: 0,
+          [`net.ipv6.conf.${p.device}.addr_gen_mode`]: 1,
+          [`net.ipv6.conf.${p.device}.accept_ra`]: 0,
+          [`net.ipv6.conf.${p.device}.dad_transmits`]: 0,
+          [`net.ipv6.conf.${p.device}.router_solicitations`]: 0,
+          // Already 0 (preparingSysctls): a host, not a router, on this device.
+          [`net.ipv6.conf.${p.device}.forwarding`]: 0,
+        }
+      : { [`net.ipv6.conf.${p.device}.disable_ipv6`]: 1 }),
+  };
+}
+
+/**
+ * The `ip -batch` lines that route one family's pod IPs into the device, given the rules the netns
+ * has: the table's default route and its unreachable fallback, proxy ARP (IPv4), our rules (a stale
+ * one at our priority removed, the missing ones added), the NDP rule (IPv6), and the local table
+ * moved below ours.
+ */
+export function podRoutingCommands(p: PodPlumbing, family: Family, rules: readonly Rule[]): string[][] {
+  const cmds: string[][] = [];
+  const ips = p.podIPs.filter((ip) => familyOfIp(ip) === family);
+  cmds.push(['route', 'replace', 'default', 'dev', p.device, 'table', POD_ROUTE_TABLE]);
+  cmds.push(['route', 'replace', 'unreachable', 'default', 'metric', String(FALLBACK_METRIC), 'table', POD_ROUTE_TABLE]);
+  if (family === 4) for (const ip of ips) cmds.push(['neighbour', 'replace', 'proxy', ip, 'dev', p.podInterface]);
+  const ours = rules.filter((r) => r.priority === POD_RULE_PRIORITY);
+  const wanted = (ip: string) => (r: Rule) => r.dst === ip && r.iif === p.podInterface && r.table === POD_ROUTE_TABLE;
+  for (const r of ours) {
+    if (!ips.some((ip) => wanted(ip)(r))) {
+      const to = r.dst === undefined ? [] : ['to', `${r.dst}/${r.dstlen ?? (family === 4 ? 32 : 128)}`];
+      cmds.push(['rule', 'del', 'priority', String(POD_RULE_PRIORITY), ...to]);
+    }
+  }
+  for (const ip of ips) {
+    if (!ours.some(wanted(ip))) {
+      cmds.push(['rule', 'add', 'priority', String(POD_RULE_PRIORITY), 'iif', p.podInterface, 'to', hostPrefix(ip),
+        'lookup', POD_ROUTE_TABLE]);
+    }
+  }
+  if (family === 6 && !rules.some((r) => r.priority === NDP_RULE_PRIORITY && r.table === 'local')) {
+    cmds.push(['rule', 'add', 'priority', String(NDP_RULE_PRIORITY), 'fwmark', NDP_MARK, 'lookup', 'local']);
+  }
+  // The local table must come after our rule; add the new one before removing the old one, so
+  // that local delivery never has a gap.
+  if (!rules.some((r) => r.priority === LOCAL_RULE_PRIORITY && r.table === 'local')) {
+    cmds.push(['rule', 'add', 'priority', String(LOCAL_RULE_PRIORITY), 'lookup', 'local']);
+  }
+  if (rules.some((r) => r.priority === 0 && r.table === 'local')) {
+    cmds.push(['rule', 'del', 'priority', '0', 'lookup', 'local']);
+  }
+  return cmds;
+}
+
+/**
+ * Undo the plumbing (worker-plan.ts), for both families. Each piece is removed only if present, so this works
  * on a half-set-up or half-torn-down netns. The device itself is removed by the backend.
  */
 export async function removePodPlumbing(ns: Netns, p: Partial<PodPlumbing> & { device: string }): Promise<void> {

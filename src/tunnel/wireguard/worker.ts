@@ -11,42 +11,36 @@
 //
 // inspect reads the pod netns, makes the pod's key pairs and a preshared key, keeps the worker's
 // private key in the state folder (0600) and returns the tunnel section for apf.json (with the
-// pod VM's private key: apf.json is its only legitimate destination). setup creates the device in
-// the host netns (where its UDP socket must live), configures it, moves it into the pod netns and
-// routes the pod IP through it (worker-plumbing.ts). Every step compares with what the kernel and
-// the device report, so setup re-run after a crash converges, and never rewrites an endpoint that
-// is already in place.
-import { PeerpodError, isPeerpodError } from '../../errors.js';
-import type { Netns, NetnsFactory } from '../../netns/netns.js';
-import type { PodStore, PodRecord, WireguardPodRecord } from '../../state/store.js';
-import type { WorkerSetupRequest, WorkerTeardownRequest, WorkerTunnelDriver } from '../driver.js';
+// pod VM's private key: apf.json is its only legitimate destination). setup follows the lifecycle
+// every worker driver shares (../worker-lifecycle.ts: checks, record, build, rollback, ready), and
+// builds by converge: observe the device and the pod netns, plan (worker-plan.ts, pure: create the
+// device in the host netns, where its UDP socket must live, configure what differs, move it into
+// the pod netns, route the pod IPs through it), apply (worker-apply.ts). So setup re-run after a
+// crash converges, and never rewrites an endpoint that is already in place.
+import { PeerpodError } from '../../errors.js';
+import type { PodRecord, WireguardPodRecord } from '../../state/store.js';
+import type { WorkerSetupRequest } from '../driver.js';
 import { pendingIdOf, podIdOf } from '../../state/store.js';
-import type { WireGuardBackend, Where } from '../../wireguard/backend.js';
-import type { DeviceConfig, PeerConfig } from '../../wireguard/config.js';
-import { generateKeyPair, generatePresharedKey, PublicKey, type SecretKey } from '../../wireguard/keys.js';
-import { IPV6_MIN_MTU, type IpPrefix, type PodNetwork, type WireguardTunnel } from '../../podnetwork/types.js';
+import type { WireGuardBackend } from '../../wireguard/backend.js';
+import { generateKeyPair, generatePresharedKey, PublicKey } from '../../wireguard/keys.js';
+import type { IpPrefix, PodNetwork, WireguardTunnel } from '../../podnetwork/types.js';
 import { parseIpAddress } from '../../ip.js';
 import { inspectPodNetns, toPodNetwork } from '../inspect-pod.js';
+import { WorkerLifecycle, type RemovalCause, type WorkerLifecycleDeps } from '../worker-lifecycle.js';
 import { workerDeviceName } from './names.js';
-import { WIREGUARD_OVERHEAD, sameSecret, wireguardOf } from './tunnel-section.js';
-import { applyPodPlumbing, hostPrefix, preparePodNetns, removePodPlumbing } from './worker-plumbing.js';
+import { WIREGUARD_OVERHEAD, checkIpv6Mtu, tunnelMtu, wireguardOf } from './tunnel-section.js';
+import { applyWorker, observeWorker } from './worker-apply.js';
+import { allowedIPsOf, desiredOf, endpointFor, planWorker, podIPsOf, zoneOf, type ConvergeStep } from './worker-plan.js';
+import { removePodPlumbing } from './worker-plumbing.js';
 
-/** Outer IPv6 (40) + UDP (8) + WireGuard's header (16) and tag (16): an IPv4 underlay needs 20 less. */
+export { SETUP_STEPS, type SetupStep } from './worker-plan.js';
+
 export const DEFAULT_LISTEN_PORT = 51900;
 export const DEFAULT_KEEPALIVE = 25;
 
-export interface WorkerDriverDeps {
+export interface WorkerDriverDeps extends WorkerLifecycleDeps<ConvergeStep> {
   backend: WireGuardBackend;
-  netns: NetnsFactory;
-  store: PodStore;
-  /** Clock, for records. */
-  now?: () => Date;
-  /** Called after each setup step; crash tests use it to stop the process at a chosen point. */
-  onStep?: (step: SetupStep) => void;
 }
-
-export type SetupStep = 'recorded' | 'created' | 'configured' | 'moved' | 'plumbed';
-export const SETUP_STEPS: readonly SetupStep[] = ['recorded', 'created', 'configured', 'moved', 'plumbed'];
 
 export interface WireguardWorkerOptions {
   /** The pod VM's UDP port (WG_PORT). */
@@ -69,27 +63,24 @@ export interface ConfigureRequest {
   pod?: string;
 }
 
-export class WireguardWorkerDriver implements WorkerTunnelDriver {
+export class WireguardWorkerDriver extends WorkerLifecycle<WireguardPodRecord, ConvergeStep> {
   readonly type = 'wireguard' as const;
-  readonly #d: WorkerDriverDeps;
+  readonly #backend: WireGuardBackend;
   readonly #listenPort: number;
   readonly #keepalive: number;
   readonly #maxMtu: number;
 
   constructor(deps: WorkerDriverDeps, opts: WireguardWorkerOptions = {}) {
-    this.#d = deps;
+    super(deps);
+    this.#backend = deps.backend;
     this.#listenPort = opts.listenPort ?? DEFAULT_LISTEN_PORT;
     this.#keepalive = opts.keepalive ?? DEFAULT_KEEPALIVE;
     this.#maxMtu = opts.maxMtu ?? 65535;
   }
 
-  private now(): string {
-    return (this.#d.now?.() ?? new Date()).toISOString();
-  }
-
   async inspect(netnsPath: string): Promise<PodNetwork> {
     const id = podIdOf(netnsPath);
-    const { store } = this.#d;
+    const { store } = this;
     // Inspect makes a new VM key pair: on a pod whose tunnel is set up, that would leave the
     // device with the old VM key and the record with the new one. CAA inspects a new pod instead.
     const previous = await store.read(id);
@@ -101,19 +92,17 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
         field: 'netns',
       });
     }
-    const ns = this.#d.netns.at(netnsPath);
+    const ns = this.netns.at(netnsPath);
     const pod = await inspectPodNetns(ns);
     // Before any key is made: a pod refused here leaves nothing behind.
-    const mtu = Math.min(pod.mtu, this.#maxMtu, (await this.#d.netns.host().defaultRouteMtu()) - WIREGUARD_OVERHEAD);
+    const mtu = tunnelMtu(pod.mtu, await this.netns.host().defaultRouteMtu(), this.#maxMtu);
     const v6 = [pod.podIP, ...pod.extraAddresses.map((a) => a.address)].find((ip) => ip.includes(':'));
-    if (v6 !== undefined && mtu < IPV6_MIN_MTU) {
-      throw new PeerpodError(
-        'EINVAL',
-        `the tunnel MTU for pod netns ${netnsPath} would be ${mtu} (pod MTU ${pod.mtu}, underlay MTU − ${WIREGUARD_OVERHEAD}), ` +
-          `below ${IPV6_MIN_MTU}, IPv6's minimum, but the pod has the IPv6 address ${v6}: raise the underlay MTU`,
-        { op: 'inspect', netns: netnsPath, field: 'mtu' },
-      );
-    }
+    checkIpv6Mtu(mtu, v6, {
+      where: `for pod netns ${netnsPath}`,
+      from: `pod MTU ${pod.mtu}, underlay MTU − ${WIREGUARD_OVERHEAD}`,
+      holder: 'the pod',
+      advice: 'raise the underlay MTU',
+    }, { op: 'inspect', netns: netnsPath });
     // Inspect twice for the same pod (before its setup) gives the same worker key, so a retried
     // CreateVM stays valid.
     let workerKey = await store.readKey(id, 'worker');
@@ -158,7 +147,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
    * brings the worker's public key back (store.ts, PendingTunnel).
    */
   async configure(req: ConfigureRequest): Promise<WireguardTunnel> {
-    const host = this.#d.netns.host();
+    const host = this.netns.host();
     let underlay: number;
     if (req.hostInterface === undefined) {
       underlay = await host.defaultRouteMtu();
@@ -182,10 +171,10 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       presharedKey: generatePresharedKey(),
       listenPort: this.#listenPort,
       persistentKeepalive: this.#keepalive,
-      mtu: Math.min(req.podMtu, this.#maxMtu, underlay - WIREGUARD_OVERHEAD),
+      mtu: tunnelMtu(req.podMtu, underlay, this.#maxMtu),
     };
     const workerPublicKey = worker.publicKey.toBase64();
-    await this.#d.store.writePending(
+    await this.store.writePending(
       {
         id: pendingIdOf(workerPublicKey),
         ...(req.pod === undefined ? {} : { pod: req.pod }),
@@ -202,10 +191,30 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     return wireguard;
   }
 
-  /** The pod's record; a tunnel configured for it (CAA's Configure) becomes its record here. */
+  protected deviceNameOf(podId: string): string {
+    return workerDeviceName(podId);
+  }
+
+  protected checkRequest(req: WorkerSetupRequest): void {
+    wireguardOf(req.podNetwork, req.netns);
+  }
+
+  protected readonly noRecordHint =
+    ', and no configured tunnel with this pod-network.wireguard.peer-public-key: run inspect (or CAA\'s Configure) for this pod first';
+
+  /**
+   * The pod's record, with its worker key; a tunnel configured for it (CAA's Configure) becomes
+   * its record here.
+   */
+  protected override async find(req: WorkerSetupRequest): Promise<PodRecord | null> {
+    const record = await this.recordFor(req, wireguardOf(req.podNetwork, req.netns));
+    if (record === null) return null;
+    return (await this.store.readKey(record.id, 'worker')) === null ? null : record;
+  }
+
   private async recordFor(req: WorkerSetupRequest, wireguard: WireguardTunnel): Promise<PodRecord | null> {
     const id = podIdOf(req.netns);
-    const { store } = this.#d;
+    const { store } = this;
     const record = await store.read(id);
     if (record !== null) return record;
     const pendingId = pendingIdOf(wireguard.peerPublicKey.toBase64());
@@ -240,47 +249,26 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
     return (await store.adoptPending(pendingId, adopted)) ? adopted : null;
   }
 
-  async setup(req: WorkerSetupRequest): Promise<PodRecord> {
-    const id = podIdOf(req.netns);
+  protected async check(req: WorkerSetupRequest, record: WireguardPodRecord): Promise<WireguardPodRecord> {
     const wireguard = wireguardOf(req.podNetwork, req.netns);
-    const podIP = req.podNetwork.podIp.address;
-    const podInterface = req.podNetwork.interfaceName;
-    const { store } = this.#d;
-    const ctx = { op: 'setup', netns: req.netns };
-    const podNs = this.#d.netns.at(req.netns);
-    if (!(await podNs.exists())) {
-      throw new PeerpodError('ENOTFOUND', `pod netns ${req.netns} does not exist`, { ...ctx, field: 'netns' });
-    }
-    const record = await this.recordFor(req, wireguard);
-    const workerKey = await store.readKey(id, 'worker');
-    if (record === null || workerKey === null) {
-      throw new PeerpodError(
-        'ESTATE',
-        `no tunnel state for pod netns ${req.netns}, and no configured tunnel with this pod-network.wireguard.peer-public-key: ` +
-          'run inspect (or CAA\'s Configure) for this pod first',
-        { ...ctx, field: 'netns' },
-      );
-    }
-    if (record.tunnelType !== 'wireguard') {
-      throw new PeerpodError('ESTATE', `pod netns ${req.netns} was inspected for tunnel type ${record.tunnelType}, not wireguard`, ctx);
+    const workerKey = await this.store.readKey(record.id, 'worker');
+    if (workerKey === null) {
+      throw new PeerpodError('ESTATE', `the worker key of pod netns ${req.netns} is missing`, { op: 'setup', netns: req.netns });
     }
     if (!workerKey.publicKey().equals(wireguard.peerPublicKey)) {
       throw new PeerpodError(
         'EINVAL',
         `pod-network.wireguard.peer-public-key does not match the worker key kept for pod netns ${req.netns}: ` +
           'the config comes from another inspect',
-        { ...ctx, field: 'pod-network.wireguard.peer-public-key' },
+        { op: 'setup', netns: req.netns, field: 'pod-network.wireguard.peer-public-key' },
       );
     }
     const podVmIPs = endpointFirst(req.podVmIPs, req.podNetwork.dedicated, req.netns);
     await this.endpointOf(podVmIPs[0]!, record); // a zone names an interface that exists, before anything changes
-    await podNs.requireLink(podInterface, 'setup');
-
-    const vmIPsChanged = record.podVmIPs.join(',') !== podVmIPs.join(',');
     const next: WireguardPodRecord = {
       ...record,
-      podIP,
-      podInterface,
+      podIP: req.podNetwork.podIp.address,
+      podInterface: req.podNetwork.interfaceName,
       ...extraPodIPsOf(wireguard),
       // The VM key CAA passes wins (it may come from an earlier inspect); without it, inspect's.
       vmPublicKey: wireguard.privateKey?.publicKey().toBase64() ?? record.vmPublicKey,
@@ -288,88 +276,45 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       keepalive: wireguard.persistentKeepalive,
       mtu: wireguard.mtu,
       podVmIPs,
-      phase: 'setting-up',
-      updatedAt: this.now(),
     };
     if (wireguard.extraPodIps === undefined) delete next.extraPodIPs;
-    // The preshared key is kept (0600) so that a restarted sidecar can re-create a device alone.
-    if (wireguard.presharedKey === undefined) await store.removeKey(id, 'psk');
-    else await store.writeKey(id, 'psk', wireguard.presharedKey);
-    await store.write(next);
-    this.#d.onStep?.('recorded');
-    try {
-      await this.converge(next, { rewriteEndpoint: vmIPsChanged });
-    } catch (e) {
-      const err = new PeerpodError('ESETUP', `tunnel setup for pod netns ${req.netns} failed and was rolled back`, {
-        ...ctx,
-        iface: record.device,
-      }, e);
-      try {
-        await this.removeNetwork(record.device, req.netns, podIPsOf(next), podInterface);
-        await store.write({ ...next, phase: 'inspected', updatedAt: this.now() });
-      } catch (cleanup) {
-        err.cleanupErrors.push(cleanup);
-      }
-      throw err;
-    }
-    const ready: WireguardPodRecord = { ...next, phase: 'ready', updatedAt: this.now() };
-    await store.write(ready);
-    return ready;
+    return next;
+  }
+
+  /** The preshared key is kept (0600) so that a restarted sidecar can re-create a device alone. */
+  protected override async beforeRecord(next: WireguardPodRecord, req: WorkerSetupRequest): Promise<void> {
+    const psk = wireguardOf(req.podNetwork, req.netns).presharedKey;
+    if (psk === undefined) await this.store.removeKey(next.id, 'psk');
+    else await this.store.writeKey(next.id, 'psk', psk);
+  }
+
+  protected async build(next: WireguardPodRecord, found: WireguardPodRecord): Promise<void> {
+    await this.converge(next, { rewriteEndpoint: found.podVmIPs.join(',') !== next.podVmIPs.join(',') });
   }
 
   /**
    * Bring one pod's data plane to what its record says, from the record and the stored keys alone:
-   * create the device if it is missing (born in the host netns), configure what differs, move it,
-   * route. A working device is kept as it is (same ifindex, learned endpoint untouched). Used by
-   * setup, and by the sidecar after a restart or when a wireguard-go process died.
+   * observe the device and the pod netns, plan (worker-plan.ts), apply. A working device is kept as
+   * it is (same ifindex, learned endpoint untouched). Used by setup, and by the sidecar after a
+   * restart or when a wireguard-go process died.
    */
   async converge(record: WireguardPodRecord, opts: { rewriteEndpoint?: boolean } = {}): Promise<{ created: boolean }> {
-    const { backend, store } = this.#d;
-    const step = (s: SetupStep): void => this.#d.onStep?.(s);
-    const device = record.device;
-    const podNs = this.#d.netns.at(record.netns);
-    const workerKey = await store.readKey(record.id, 'worker');
-    if (workerKey === null) {
+    const { store } = this;
+    const worker = await store.readKey(record.id, 'worker');
+    if (worker === null) {
       throw new PeerpodError('ESTATE', `the worker key of pod netns ${record.netns} is missing`, {
         op: 'converge',
         netns: record.netns,
       });
     }
     const psk = await store.readKey(record.id, 'psk', 'preshared key');
-    const endpointIP = record.podVmIPs[0];
-    if (endpointIP === undefined) {
-      throw new PeerpodError('ESTATE', `no pod VM IP recorded for pod netns ${record.netns}`, { op: 'converge', netns: record.netns });
-    }
-    let inPod = await podNs.link(device);
-    const ownKind = backend.kind === 'kernel' ? 'wireguard' : 'tun';
-    if (inPod !== null && inPod.kind !== ownKind) {
-      // Made by the other backend (the node switched, e.g. userspace → kernel after an upgrade):
-      // this backend cannot drive it, so it is replaced. The other's wireguard-go exits with its TUN.
-      await podNs.ip(['link', 'del', 'dev', device], 'replace a device of the other backend', device);
-      inPod = null;
-    }
-    if (inPod === null) {
-      // Born here, so its UDP socket stays in the host netns when the TUN moves to the pod.
-      await backend.create(device, { mtu: record.mtu });
-    }
-    step('created');
-    const endpoint = await this.endpointOf(endpointIP, record);
-    // A device found in the pod netns is reached there (the kernel backend needs to be told where).
-    const where = inPod === null ? {} : { netns: record.netns };
-    await this.configureDevice(device, workerKey, record, psk, inPod === null || opts.rewriteEndpoint === true, endpoint, where);
-    step('configured');
-    if (inPod === null) {
-      await preparePodNetns(podNs, podIPsOf(record), device);
-      await this.#d.netns
-        .host()
-        .ip(['link', 'set', 'dev', device, 'netns', record.netns], 'move device into the pod netns', device);
-    }
-    step('moved');
-    await applyPodPlumbing(podNs, { device, podInterface: record.podInterface, podIPs: podIPsOf(record) });
-    step('plumbed');
-    return { created: inPod === null };
+    const vm = PublicKey.fromBase64(record.vmPublicKey);
+    const desired = desiredOf(record, { worker, psk, vm }, this.#backend.kind, opts.rewriteEndpoint === true ? 'CAA gave new pod VM IPs' : undefined);
+    const io = { backend: this.#backend, netns: this.netns };
+    const actions = planWorker(desired, await observeWorker(io, desired));
+    await applyWorker(io, desired, actions, (s) => this.step(s));
+    return { created: actions.some((a) => a.do === 'move-device') };
   }
-
   /**
    * Start a fresh handshake now. WireGuard sends at most one initiation per peer every 5 s
    * (REKEY_TIMEOUT), and gives up after 90 s; a peer that is removed and added again has no such
@@ -377,11 +322,11 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
    */
   async nudgeHandshake(record: WireguardPodRecord): Promise<void> {
     const vmKey = PublicKey.fromBase64(record.vmPublicKey);
-    const psk = await this.#d.store.readKey(record.id, 'psk', 'preshared key');
+    const psk = await this.store.readKey(record.id, 'psk', 'preshared key');
     const endpointIP = record.podVmIPs[0];
     const where = { netns: record.netns };
-    await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, remove: true }] }, where);
-    await this.#d.backend.configure(record.device, {
+    await this.#backend.configure(record.device, { peers: [{ publicKey: vmKey, remove: true }] }, where);
+    await this.#backend.configure(record.device, {
       peers: [
         {
           publicKey: vmKey,
@@ -394,7 +339,7 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
       ],
     }, where);
     if (record.keepalive === 0) {
-      await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] }, where);
+      await this.#backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] }, where);
     }
   }
 
@@ -405,12 +350,12 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
   async sendKeepalive(record: WireguardPodRecord): Promise<void> {
     const vmKey = PublicKey.fromBase64(record.vmPublicKey);
     const where = { netns: record.netns };
-    await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] }, where);
-    await this.#d.backend.configure(record.device, {
+    await this.#backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] }, where);
+    await this.#backend.configure(record.device, {
       peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: record.keepalive === 0 ? 1 : record.keepalive }],
     }, where);
     if (record.keepalive === 0) {
-      await this.#d.backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] }, where);
+      await this.#backend.configure(record.device, { peers: [{ publicKey: vmKey, updateOnly: true, persistentKeepalive: 0 }] }, where);
     }
   }
 
@@ -419,106 +364,32 @@ export class WireguardWorkerDriver implements WorkerTunnelDriver {
    * (back to inspected), or when the pod netns is gone (orphaned, until an explicit teardown).
    */
   async rollBack(record: WireguardPodRecord, phase: 'inspected' | 'orphaned' = 'inspected'): Promise<void> {
-    await this.removeNetwork(record.device, record.netns, podIPsOf(record), record.podInterface);
-    await this.#d.store.write({ ...record, phase, updatedAt: this.now() });
+    await this.removeNetwork(record.netns, record.device, record, 'rollback');
+    await this.store.write({ ...record, phase, updatedAt: this.now() });
+  }
+
+  /** The peer endpoint for a pod VM IP (worker-plan.ts, endpointFor), its zone's interface looked up. */
+  private async endpointOf(ip: string, record: WireguardPodRecord): Promise<string> {
+    const zone = zoneOf(ip);
+    const ifindex = zone === undefined ? undefined : ((await this.netns.host().link(zone))?.ifindex ?? null);
+    return endpointFor(ip, record.vmListenPort, this.#backend.kind, ifindex, { op: 'setup', netns: record.netns });
   }
 
   /**
-   * The peer endpoint for a pod VM IP. A link-local one names its link by interface, which must
-   * exist here, in the host netns where the device's UDP socket lives; wireguard-go takes the name,
-   * the kernel's netlink only the interface index.
+   * Remove the tunnel's routing and device, wherever setup got to, and what the backend held for
+   * the pod netns. A rollback knows the pod's interface; a teardown removes the proxy entries of
+   * the pod IPs on any.
    */
-  private async endpointOf(ip: string, record: WireguardPodRecord): Promise<string> {
-    const pct = ip.indexOf('%');
-    if (pct < 0) return formatEndpoint(ip, record.vmListenPort);
-    const zone = ip.slice(pct + 1);
-    const link = await this.#d.netns.host().link(zone);
-    if (link === null) {
-      throw new PeerpodError('EINVAL', `pod VM IP ${ip}: no interface ${zone} on this worker, where the tunnel's UDP socket lives`, {
-        op: 'setup',
-        netns: record.netns,
-        iface: zone,
-        field: 'podVmIPs',
-      });
-    }
-    const scoped = this.#d.backend.kind === 'kernel' ? `${ip.slice(0, pct)}%${link.ifindex}` : ip;
-    return formatEndpoint(scoped, record.vmListenPort);
-  }
-
-  /** Bring the device's WireGuard config to what is wanted, touching only what differs. */
-  private async configureDevice(
-    device: string,
-    workerKey: SecretKey,
-    record: WireguardPodRecord,
-    psk: SecretKey | null,
-    rewriteEndpoint: boolean,
-    endpoint: string,
-    where: Where,
-  ): Promise<void> {
-    const { backend } = this.#d;
-    const actual = await backend.device(device, where);
-    const vmKey = PublicKey.fromBase64(record.vmPublicKey);
-    const peer = actual.peers.find((p) => p.publicKey.equals(vmKey));
-    const change: DeviceConfig = {};
-    if (actual.privateKey === null || !actual.privateKey.equals(workerKey)) change.privateKey = workerKey;
-    const others = actual.peers.filter((p) => !p.publicKey.equals(vmKey));
-    if (others.length > 0) change.replacePeers = true;
-    const want: PeerConfig = { publicKey: vmKey };
-    let touched = false;
-    if (peer === undefined || !sameSecret(peer.presharedKey, psk)) {
-      want.presharedKey = psk;
-      touched = true;
-    }
-    // The endpoint is set when the peer is new, has none, or CAA gave new VM IPs. An endpoint that
-    // is in place may have been learned through NAT, and is never overwritten otherwise.
-    if (peer === undefined || peer.endpoint === null || rewriteEndpoint) {
-      want.endpoint = endpoint;
-      touched = true;
-    }
-    const allowed = allowedIPsOf(record);
-    if (peer === undefined || peer.allowedIPs.join(',') !== allowed.join(',')) {
-      want.replaceAllowedIPs = true;
-      want.allowedIPs = allowed;
-      touched = true;
-    }
-    if (peer === undefined || peer.persistentKeepalive !== record.keepalive) {
-      want.persistentKeepalive = record.keepalive;
-      touched = true;
-    }
-    if (touched || change.replacePeers === true) change.peers = [want];
-    if (Object.keys(change).length > 0) await backend.configure(device, change, where);
-  }
-
-  /** Remove the tunnel's routing and device, wherever setup got to, and what the backend held for the pod netns. */
-  private async removeNetwork(device: string, netnsPath: string, podIPs?: readonly string[], podInterface?: string): Promise<void> {
-    const podNs: Netns = this.#d.netns.at(netnsPath);
+  protected async removeNetwork(netnsPath: string, device: string, record: PodRecord | null, cause: RemovalCause): Promise<void> {
+    const podNs = this.netns.at(netnsPath);
     if (await podNs.exists()) {
       const p: Parameters<typeof removePodPlumbing>[1] = { device };
-      if (podIPs !== undefined) p.podIPs = podIPs;
-      if (podInterface !== undefined) p.podInterface = podInterface;
+      if (record !== null) p.podIPs = podIPsOf(record);
+      if (cause === 'rollback' && record?.tunnelType === 'wireguard') p.podInterface = record.podInterface;
       await removePodPlumbing(podNs, p);
     }
-    await this.#d.backend.remove(device);
-    await this.#d.backend.release(netnsPath);
-  }
-
-  async teardown(req: WorkerTeardownRequest): Promise<void> {
-    const id = podIdOf(req.netns);
-    const record = await this.#d.store.read(id).catch((e: unknown) => {
-      if (isPeerpodError(e, 'ESTATE')) return null; // a corrupt record must not block the teardown
-      throw e;
-    });
-    const device = record?.device ?? workerDeviceName(id);
-    try {
-      await this.removeNetwork(device, req.netns, record === null ? undefined : podIPsOf(record));
-    } catch (e) {
-      throw new PeerpodError('ETEARDOWN', `tunnel teardown for pod netns ${req.netns} failed`, {
-        op: 'teardown',
-        netns: req.netns,
-        iface: device,
-      }, e);
-    }
-    await this.#d.store.remove(id);
+    await this.#backend.remove(device);
+    await this.#backend.release(netnsPath);
   }
 }
 
@@ -574,21 +445,7 @@ export function checkPodVmIP(ip: string, ctx: { op: string; netns: string; field
   }
 }
 
-/** The pod's addresses without prefix: podIP first. */
-export function podIPsOf(record: Pick<WireguardPodRecord, 'podIP' | 'extraPodIPs'>): string[] {
-  return [record.podIP, ...(record.extraPodIPs ?? [])];
-}
-
-/** The VM peer's AllowedIPs on the worker: each pod address alone, so no other source gets in. */
-export function allowedIPsOf(record: Pick<WireguardPodRecord, 'podIP' | 'extraPodIPs'>): string[] {
-  return podIPsOf(record).map(hostPrefix);
-}
-
 function extraPodIPsOf(t: WireguardTunnel): { extraPodIPs?: string[] } {
   const extra = (t.extraPodIps ?? []).map((a: IpPrefix) => a.address);
   return extra.length > 0 ? { extraPodIPs: extra } : {};
-}
-
-export function formatEndpoint(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
