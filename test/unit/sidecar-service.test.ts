@@ -12,6 +12,7 @@ import { netnsFactory } from '../../src/netns/netns.js';
 import { PENDING_MAX_AGE_MS, type TunnelService } from '../../src/sidecar/service.js';
 import { checkedPodStore } from '../../src/state/phase.js';
 import { FilePodStore, podIdOf, type PodPhase, type PodRecord, type PodStore, type WireguardPodRecord } from '../../src/state/store.js';
+import type { WorkerSetupRequest } from '../../src/tunnel/driver.js';
 import type { TunnelRegistry } from '../../src/tunnel/registry.js';
 import type { Peer } from '../../src/wireguard/config.js';
 import { generateKeyPair } from '../../src/wireguard/keys.js';
@@ -39,6 +40,8 @@ interface Rig {
   logged: (msg: string) => boolean;
   /** A WireGuard pod in `phase`, its keys kept, its device up (with the pod VM peer) unless said otherwise. */
   seed: (netns: string, phase: PodPhase, o?: { device?: boolean; peer?: Partial<Peer> }) => Promise<WireguardPodRecord>;
+  /** The setup request CAA sends for a seeded pod: its pod-network names the worker key kept for it. */
+  setupReq: (netns: string, podVmIPs?: string[]) => Promise<WorkerSetupRequest>;
   peer: (rec: PodRecord) => Peer;
   /** A new service on the same store, backend and time: a restarted sidecar. */
   restart: () => TunnelService;
@@ -101,6 +104,11 @@ async function rig(o: { idleProbeMs?: number; fastNudgeWindowMs?: number } = {})
     backend.calls.length = 0;
     return rec;
   };
+  const setupReq: Rig['setupReq'] = async (ns, podVmIPs = ['203.0.113.10']) => {
+    const worker = await raw.readKey(podIdOf(ns), 'worker');
+    if (worker === null) throw new Error(`no worker key for ${ns}: seed the pod first`);
+    return { netns: ns, podVmIPs, podNetwork: podNetworkOf(worker.publicKey()) };
+  };
   const made: Rig = {
     service: make(),
     store,
@@ -114,6 +122,7 @@ async function rig(o: { idleProbeMs?: number; fastNudgeWindowMs?: number } = {})
     lines,
     logged: (msg) => lines().some((l) => l['msg'] === msg),
     seed,
+    setupReq,
     peer,
     restart: make,
   };
@@ -367,7 +376,7 @@ describe('TunnelService.reconcile: devices no record explains', () => {
         r.wireguard.onCall = null;
         // Inspected and set up after reconcile listed the pods.
         b = await r.seed(B, 'inspected', { device: false });
-        await r.service.setup({ netns: B, podVmIPs: ['203.0.113.11'], podNetwork: podNetworkOf() });
+        await r.service.setup(await r.setupReq(B, ['203.0.113.11']));
       }
     };
     await r.service.reconcile();
@@ -613,13 +622,12 @@ describe('TunnelService.start: the one AbortSignal', () => {
 });
 
 describe('TunnelService: one pod at a time', () => {
-  const setupReq = (netns: string) => ({ netns, podVmIPs: ['203.0.113.10'], podNetwork: podNetworkOf() });
-
   it('two calls for the same pod run one after the other', async () => {
     const r = await rig();
     await r.seed(A, 'inspected', { device: false });
+    const req = await r.setupReq(A);
     const h = held(r);
-    const first = r.service.setup(setupReq(A));
+    const first = r.service.setup(req);
     const second = r.service.teardown({ netns: A });
     await h.started('setup A');
     h.release('setup A');
@@ -635,7 +643,8 @@ describe('TunnelService: one pod at a time', () => {
     const r = await rig();
     const rec = await r.seed(A, 'inspected', { device: false });
     r.wireguard.convergeFault = () => new PeerpodError('ENETNS', 'no such link', {});
-    const failed = r.service.setup(setupReq(A)).catch((e: unknown) => e);
+    const req = await r.setupReq(A);
+    const failed = r.service.setup(req).catch((e: unknown) => e);
     const next = r.service.teardown({ netns: A });
     expect(isPeerpodError(await failed, 'ESETUP')).toBe(true);
     await next;
@@ -646,9 +655,10 @@ describe('TunnelService: one pod at a time', () => {
     const r = await rig();
     await r.seed(A, 'inspected', { device: false });
     await r.seed(B, 'inspected', { device: false });
+    const [reqA, reqB] = [await r.setupReq(A), await r.setupReq(B)];
     const h = held(r);
-    const a = r.service.setup(setupReq(A));
-    const b = r.service.setup(setupReq(B));
+    const a = r.service.setup(reqA);
+    const b = r.service.setup(reqB);
     await Promise.all([h.started('setup A'), h.started('setup B')]);
     expect(h.events.sort()).toEqual(['setup A starts', 'setup B starts']);
     h.release('setup B');
@@ -699,8 +709,10 @@ describe('TunnelService teardown: tearing-down', () => {
   it('an inspect for a netns whose teardown is unfinished finishes the teardown first', async () => {
     const r = await rig();
     const rec = await r.seed(A, 'tearing-down');
-    await expect(r.service.inspect({ netns: A })).rejects.toThrow(/does not model inspect/);
-    expect(r.wireguard.calls).toEqual([`teardown ${A}`]);
-    expect(await r.store.read(rec.id)).toBeNull();
+    const seedKey = await r.store.readKey(rec.id, 'worker');
+    const pn = await r.service.inspect({ netns: A });
+    expect(r.wireguard.calls).toEqual([`teardown ${A}`, `inspect ${A}`]);
+    expect(await phaseOf(r, rec)).toBe('inspected'); // a fresh record, not the half torn-down one
+    expect(pn.tunnel.type === 'wireguard' && seedKey !== null && !pn.tunnel.peerPublicKey.equals(seedKey.publicKey())).toBe(true);
   });
 });

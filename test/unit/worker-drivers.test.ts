@@ -5,9 +5,7 @@
 // "wireguard" links, reached only where they are); wireguard-go's "tun" links are the lab's. Setup, a re-run, a crash after each step and the re-run that heals it, the
 // rollback (and a rollback that fails too: the first error stays first), teardown (twice, without
 // a netns, with a corrupt record), and the preamble's refusals.
-//
-//   host netns: ens3 192.0.2.5/24, default via 192.0.2.1 ── the device is born here
-//   pod netns /run/netns/cni-<n>: eth0 198.18.1.21/24 (and fd00:198:18:1::21/64), default via .1
+// The world is ../support/pod-world.ts's: the host's underlay, one pod netns /run/netns/cni-<n>.
 import { beforeEach, describe, expect, it } from '@jest/globals';
 import { PeerpodError } from '../../src/errors.js';
 import type { WorkerSetupRequest } from '../../src/tunnel/driver.js';
@@ -22,6 +20,7 @@ import { FakeBackend, netnsWorldLinks } from '../fakes/backend.js';
 import { FakeNetnsWorld } from '../fakes/netns.js';
 import { MemoryPodStore } from '../fakes/pod-store.js';
 import { caught } from '../support/errors.js';
+import { addPodNetns, workerHost } from '../support/pod-world.js';
 
 let counter = 0;
 
@@ -35,14 +34,9 @@ interface Lab {
 
 /** A host with a default route and one pod netns with eth0; `v6` gives the pod an IPv6 address too. */
 async function lab(opts: { v6?: boolean } = {}): Promise<Lab> {
-  const world = new FakeNetnsWorld();
+  const world = await workerHost();
   const pod = `/run/netns/cni-${++counter}`;
-  world.addLink(null, 'ens3', { kind: 'dummy', up: true });
-  await world.host.batch([['address', 'add', '192.0.2.5/24', 'dev', 'ens3'], ['route', 'add', 'default', 'via', '192.0.2.1', 'dev', 'ens3']], 'host');
-  const ns = world.addNetns(pod);
-  world.addLink(pod, 'eth0', { kind: 'veth', peer: 'cni0', up: true });
-  await ns.batch([['link', 'set', 'dev', 'cni0', 'up'], ['address', 'add', '198.18.1.21/24', 'dev', 'eth0'], ['route', 'add', 'default', 'via', '198.18.1.1', 'dev', 'eth0']], 'pod');
-  if (opts.v6 === true) await ns.batch([['address', 'add', 'fd00:198:18:1::21/64', 'dev', 'eth0', 'nodad']], 'pod v6', 'eth0', 6);
+  await addPodNetns(world, pod, opts);
   return { world, store: new MemoryPodStore(), backend: new FakeBackend({ kind: 'kernel', links: netnsWorldLinks(world) }), pod, steps: [] };
 }
 
