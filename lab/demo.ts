@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { describeError } from '../src/errors.js';
 import { realExec } from '../src/exec.js';
-import { AGENT_INSTALL_DIR } from '../tools/podvm-image/agent-artifact.js';
+import { guestTool } from './guest/tools.js';
 import { startQemuPodVm, type QemuPodVm } from './lab-vm.js';
 import { podVmDeviceName } from '../src/tunnel/wireguard/names.js';
 import { PublicKey } from '../src/wireguard/keys.js';
@@ -18,8 +18,6 @@ import { LabFlow, TRANSFER, pingReceived } from './flow.js';
 const say = (text: string): void => void process.stdout.write(`\n== ${text}\n`);
 const show = (text: string): void => void process.stdout.write(text.replace(/^/gm, '   ') + '\n');
 const BYTES = 10 << 20;
-const GUEST_NODE = `${AGENT_INSTALL_DIR}/bin/node`;
-const GUEST_TRANSFER = `${AGENT_INSTALL_DIR}/lib/lab-transfer.mjs`;
 
 /** Where the pod VM's pod netns is, and how to run a shell command line in it. */
 interface VmPod {
@@ -98,8 +96,8 @@ async function main(): Promise<void> {
       vm = {
         kind: 'qemu guest, kernel WireGuard',
         run: async (cmd, timeoutMs) => (await guest.run(`/usr/sbin/ip netns exec podns ${cmd}`, timeoutMs)).output,
-        transfer: `${GUEST_NODE} ${GUEST_TRANSFER}`,
-        device: async () => (await guest.run(`/usr/sbin/ip netns exec podns ${GUEST_NODE} ${AGENT_INSTALL_DIR}/lib/wg-show.mjs eth0`)).output,
+        transfer: guestTool('lab-transfer'),
+        device: async () => (await guest.run(`/usr/sbin/ip netns exec podns ${guestTool('wg-show')} eth0`)).output,
       };
     } else {
       say('peerpod-wg-agent setup (pod VM side, reads apf.json)');

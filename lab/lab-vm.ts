@@ -24,6 +24,7 @@ import type { Exec } from '../src/exec.js';
 import { realSpawner } from '../src/spawn.js';
 import { LAB, type Lab } from './lab.js';
 import { buildPodVmImage, type PodVmImage } from '../tools/podvm-image/image.js';
+import { labGuestTools } from './guest/tools.js';
 import { LocalProvider, type LocalNetwork } from '../src/provider/local/local-provider.js';
 import type { QemuGuest } from '../src/provider/local/qemu.js';
 
@@ -112,7 +113,7 @@ export async function startQemuPodVm(lab: Lab, apfJsonText: string, opts: StartQ
   };
   let image: PodVmImage;
   try {
-    image = await buildPodVmImage({ exec });
+    image = await buildPodVmImage({ exec, guestTools: labGuestTools() });
   } catch (e) {
     await restore();
     throw e;

@@ -1,6 +1,6 @@
 // `wg show` for a pod VM that has no wireguard-tools: prints one kernel WireGuard device of the
 // netns it runs in as JSON, keys public only (never the private or preshared key). Lab images carry
-// it as lib/wg-show.mjs; run it inside the pod netns: `ip netns exec podns node wg-show.mjs eth0`.
+// it as /opt/peerpod-lab/lib/wg-show.mjs (./tools.ts); run it inside the pod netns: `ip netns exec podns node wg-show.mjs eth0`.
 import { realExec } from '../../src/exec.js';
 import { KernelBackend } from '../../src/wireguard/kernel/backend.js';
 

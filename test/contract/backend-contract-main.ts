@@ -2,7 +2,7 @@
 // real backend, in the netns it is started in, and prints one machine-readable line:
 //   PEERPOD-CONTRACT {"kind":"kernel","results":[{"name":…,"ok":true,"ms":…}, …]}
 // The host runs it under `ip netns exec` for the userspace backend; the pod VM image carries it
-// bundled (lib/backend-contract.mjs) so the lab test can run it inside the guest on kernel
+// bundled (/opt/peerpod-lab/lib/backend-contract.mjs, lab/guest/tools.ts) so the lab test can run it inside the guest on kernel
 // WireGuard. Exit code 0 only when every case passed.
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -1,12 +1,12 @@
 // The WireGuardBackend contract (test/contract/backend.contract.ts) against the kernel backend,
 // run where a kernel with WireGuard is: inside a qemu pod VM booted by the local provider. The guest
-// image carries the contract runner bundled (lib/backend-contract.mjs); it runs in a scratch netns
+// image carries the contract runner bundled (/opt/peerpod-lab/lib/backend-contract.mjs); it runs in a scratch netns
 // of the guest, and its result line is parsed here, one jest test per contract case. The host's
 // kernel has no WireGuard module, so this is the only place the kernel backend meets a kernel.
 import { expect, it } from '@jest/globals';
 import { readFile } from 'node:fs/promises';
 import { realExec } from '../../src/exec.js';
-import { AGENT_INSTALL_DIR } from '../../tools/podvm-image/agent-artifact.js';
+import { guestTool } from '../../lab/guest/tools.js';
 import { qemuUnavailable, startQemuPodVm, type QemuPodVm } from '../../lab/lab-vm.js';
 import { BACKEND_CONTRACT, CONTRACT_LINE, GAPS, type CaseResult } from '../contract/backend.contract.js';
 import { describeLabWhere, labFlowSuite } from './root.js';
@@ -30,7 +30,7 @@ describeQemu('kernel WireGuard backend contract, inside a pod VM', () => {
       // A scratch netns of its own, so the cases never touch the guest's root netns or podns.
       const r = await vm.guest.run(
         `/usr/sbin/ip netns add kcontract && /usr/sbin/ip -n kcontract link set lo up && ` +
-          `/usr/sbin/ip netns exec kcontract ${AGENT_INSTALL_DIR}/bin/node ${AGENT_INSTALL_DIR}/lib/backend-contract.mjs kernel; ` +
+          `/usr/sbin/ip netns exec kcontract ${guestTool('backend-contract')} kernel; ` +
           'rc=$?; /usr/sbin/ip netns del kcontract; exit $rc',
         240_000,
       );

@@ -16,12 +16,11 @@ import { readFile } from 'node:fs/promises';
 import { realExec } from '../../src/exec.js';
 import { LAB } from '../../lab/lab.js';
 import { pingReceived } from '../../lab/flow.js';
-import { AGENT_INSTALL_DIR } from '../../tools/podvm-image/agent-artifact.js';
+import { guestTool } from '../../lab/guest/tools.js';
 import { LINK_LOCAL, qemuUnavailable, startQemuPodVm, type QemuPodVm } from '../../lab/lab-vm.js';
 import { podIdOf } from '../../src/state/store.js';
 import { describeLabWhere, labFlowSuite } from './root.js';
 
-const NODE = `${AGENT_INSTALL_DIR}/bin/node`;
 const IP = '/usr/sbin/ip';
 
 const describeQemu = describeLabWhere(qemuUnavailable(), 'POD VM (qemu, link-local) LAB TESTS');
@@ -86,7 +85,7 @@ describeQemu('a real pod VM over an IPv6 link-local host⇄guest link (qemu, ker
     expect([`[${vm!.ip}]:${flow.listenPort}`, `[${vm!.ip.split('%')[0]}]:${flow.listenPort}`]).toContain(rows[0]?.endpoint);
     const record = await readFile(`${flow.stateDir}/pods/${podIdOf(lab.path(lab.ns.pod))}/record.json`, 'utf8');
     expect((JSON.parse(record) as { podVmIPs: string[] }).podVmIPs).toEqual([vm!.ip]);
-    const shown = await vm!.guest.run(`${IP} netns exec podns ${NODE} ${AGENT_INSTALL_DIR}/lib/wg-show.mjs eth0`);
+    const shown = await vm!.guest.run(`${IP} netns exec podns ${guestTool('wg-show')} eth0`);
     const dev = JSON.parse(shown.output) as { peers: { endpoint: string | null; latestHandshake: number }[] };
     expect(dev.peers[0]?.endpoint).toMatch(/^\[fe80::[0-9a-f:]+(%\w+)?\]:\d+$/);
     expect(dev.peers[0]?.latestHandshake).toBeGreaterThan(0);

@@ -16,12 +16,11 @@ import { realExec } from '../../src/exec.js';
 import { isLiveProcess } from '../../src/process-identity.js';
 import { LAB } from '../../lab/lab.js';
 import { TRANSFER, pingReceived, startTransferServer } from '../../lab/flow.js';
-import { AGENT_INSTALL_DIR } from '../../tools/podvm-image/agent-artifact.js';
+import { guestTool } from '../../lab/guest/tools.js';
 import { qemuUnavailable, startQemuPodVm, type QemuPodVm } from '../../lab/lab-vm.js';
 import { describeLabWhere, labFlowSuite } from './root.js';
 
-const NODE = `${AGENT_INSTALL_DIR}/bin/node`;
-const GUEST_TRANSFER = `${AGENT_INSTALL_DIR}/lib/lab-transfer.mjs`;
+const GUEST_TRANSFER = guestTool('lab-transfer');
 /** In the guest: busybox's shell prefers its own `ip` applet, so iproute2's by its full path. */
 const IP = '/usr/sbin/ip';
 const BYTES = 4 << 20;
@@ -90,7 +89,7 @@ describeQemu('a real pod VM (qemu, kernel WireGuard) through the NAT lab', () =>
     // client pod → VM pod netns: the server runs in the guest.
     const port = 5301;
     const started = await vm!.guest.run(
-      `${IP} netns exec podns ${NODE} ${GUEST_TRANSFER} serve ${LAB.podIP} ${port} >/tmp/t1.out 2>/tmp/t1.err &` +
+      `${IP} netns exec podns ${GUEST_TRANSFER} serve ${LAB.podIP} ${port} >/tmp/t1.out 2>/tmp/t1.err &` +
         ' for i in $(seq 200); do grep -q listening /tmp/t1.err 2>/dev/null && exit 0; sleep 0.1; done; cat /tmp/t1.err; exit 1',
     );
     expect(started.code).toBe(0);
@@ -104,7 +103,7 @@ describeQemu('a real pod VM (qemu, kernel WireGuard) through the NAT lab', () =>
     // VM pod netns → client pod: the server runs in the client pod.
     const server = await startTransferServer(lab.ns.client, LAB.clientIP, port + 1);
     try {
-      const back = await vm!.guest.run(`${IP} netns exec podns ${NODE} ${GUEST_TRANSFER} send ${LAB.clientIP} ${port + 1} ${BYTES} down`, 60_000);
+      const back = await vm!.guest.run(`${IP} netns exec podns ${GUEST_TRANSFER} send ${LAB.clientIP} ${port + 1} ${BYTES} down`, 60_000);
       expect(back.code).toBe(0);
       const received = await server.received();
       const b = JSON.parse(back.output) as { sha256: string; ms: number };
@@ -120,7 +119,7 @@ describeQemu('a real pod VM (qemu, kernel WireGuard) through the NAT lab', () =>
     expect((JSON.parse(links.output) as { linkinfo?: { info_kind?: string } }[])[0]?.linkinfo?.info_kind).toBe('wireguard');
     expect((await vm!.guest.run('test -d /sys/module/wireguard')).code).toBe(0);
     // The VM peer has no configured endpoint: it learned the worker's address behind the NAT.
-    const shown = await vm!.guest.run(`${IP} netns exec podns ${NODE} ${AGENT_INSTALL_DIR}/lib/wg-show.mjs eth0`);
+    const shown = await vm!.guest.run(`${IP} netns exec podns ${guestTool('wg-show')} eth0`);
     expect(shown.code).toBe(0);
     const dev = JSON.parse(shown.output) as { listenPort: number; peers: { endpoint: string | null; latestHandshake: number }[] };
     expect(dev.listenPort).toBe(flow.listenPort);

@@ -3,16 +3,13 @@
 //   bin/node                     the build machine's node, stripped (Node 20)
 //   bin/peerpod-wg-agent         a two-line launcher
 //   lib/peerpod-wg-agent.mjs     esbuild bundle of cmd/peerpod-wg-agent (ESM, createRequire banner)
-//   lib/process-user-data.mjs    the guest's process-user-data (./guest/process-user-data.ts)
-//   lib/backend-contract.mjs     only with `lab: true`: the backend contract runner and
-//   lib/lab-transfer.mjs         the lab's checksummed TCP transfer, and
-//   lib/wg-show.mjs              a `wg show` for kernel WireGuard without wireguard-tools (lab images)
+//   lib/process-user-data.mjs    the guest's process-user-data (cmd/process-user-data.ts)
 //   lib/netlink.node             the `netlink` package's prebuilt addon (kernel backend only)
 //   lib/koffi.node               koffi's prebuilt addon (setns, to reach a device in another netns)
 //   systemd/peerpod-wg-agent.service
 // The bundles are made from the tsc output in dist/ (what the tests ran), so build first. The
 // build fails if a cloud SDK found its way into a pod-VM bundle. Putting the folder into an image
-// is image.ts's job.
+// is image.ts's job; the lab's own guest tools are a folder of their own (./guest-tools.ts).
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -28,8 +25,6 @@ export interface AgentArtifactOptions {
   exec: Exec;
   /** The folder to (re)create. */
   outDir: string;
-  /** Include the lab tools: the backend contract runner, the TCP transfer, wg-show (lab images). */
-  lab?: boolean;
   /** The node binary to ship; default this process's. */
   node?: string;
   /** Where stripped node binaries are kept between builds. */
@@ -54,11 +49,6 @@ export async function buildAgentArtifact(opts: AgentArtifactOptions): Promise<Ag
     'peerpod-wg-agent': join(DIST_ROOT, 'cmd', 'peerpod-wg-agent.js'),
     'process-user-data': join(DIST_ROOT, 'cmd', 'process-user-data.js'),
   };
-  if (opts.lab === true) {
-    entries['backend-contract'] = join(DIST_ROOT, 'test', 'contract', 'backend-contract-main.js');
-    entries['lab-transfer'] = join(DIST_ROOT, 'lab', 'transfer.js');
-    entries['wg-show'] = join(DIST_ROOT, 'lab', 'guest', 'wg-show.js');
-  }
   for (const [name, path] of Object.entries(entries)) {
     if (!existsSync(path)) {
       throw new PeerpodError('ENOTFOUND', `${path} is missing: run \`npx tsc -p .\` before building the agent artifact (${name})`, {

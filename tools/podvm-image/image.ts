@@ -15,6 +15,7 @@ import { mkdir, open, readFile, readdir, realpath, rename, rm, stat, writeFile }
 import { join, relative } from 'node:path';
 import type { Exec } from '../../src/exec.js';
 import { AGENT_INSTALL_DIR, buildAgentArtifact } from './agent-artifact.js';
+import { buildGuestTools, type GuestTools } from './guest-tools.js';
 import { type CpioEntry, cpioEntryHead, cpioTrailer, pad4, parentDirs } from './cpio.js';
 import { initScript } from './init-script.js';
 import { ensureGuestKernel, moduleLoadOrder } from './kernel.js';
@@ -41,8 +42,8 @@ export function defaultCacheDir(): string {
 export interface BuildImageOptions {
   exec: Exec;
   cacheDir?: string;
-  /** Put the lab tools (backend contract runner, TCP transfer) into the image. Default true. */
-  lab?: boolean;
+  /** Programs that are not the product, in a folder of their own (the lab's: lab/guest/tools.ts). */
+  guestTools?: GuestTools;
   log?: (message: string) => void;
 }
 
@@ -125,8 +126,10 @@ export async function buildPodVmImage(opts: BuildImageOptions): Promise<PodVmIma
 
   // The artifact is rebuilt every time (a second); the image only when its digest changed.
   const agentTmp = join(cacheDir, 'agent-build');
-  const agent = await buildAgentArtifact({ exec, outDir: agentTmp, lab: opts.lab ?? true, cacheDir });
+  const agent = await buildAgentArtifact({ exec, outDir: agentTmp, cacheDir });
   const agentRel = AGENT_INSTALL_DIR.slice(1);
+  const tools = opts.guestTools === undefined ? null : await buildGuestTools(opts.guestTools, join(cacheDir, 'guest-tools-build'));
+  const toolsRel = opts.guestTools?.installDir.slice(1) ?? null;
 
   const files: FileSource[] = [];
   const busybox = '/bin/busybox';
@@ -138,6 +141,12 @@ export async function buildPodVmImage(opts: BuildImageOptions): Promise<PodVmIma
   for (const f of await listFiles(agent.dir)) {
     const st = await stat(f);
     files.push({ path: join(agentRel, relative(agent.dir, f)), source: f, mode: st.mode & 0o777 });
+  }
+  if (tools !== null && toolsRel !== null) {
+    for (const f of await listFiles(tools.dir)) {
+      const st = await stat(f);
+      files.push({ path: join(toolsRel, relative(tools.dir, f)), source: f, mode: st.mode & 0o777 });
+    }
   }
   for (const m of modules) files.push({ path: m, source: join(kernel.root, m), mode: 0o644 });
   const libs = new Set<string>();
@@ -154,9 +163,9 @@ export async function buildPodVmImage(opts: BuildImageOptions): Promise<PodVmIma
   const init = initScript({ modules, agentDir: agentRel });
   const dirs = parentDirs([...files.map((f) => f.path), ...links.map(([p]) => p), 'dev/x', 'proc/x', 'sys/x', 'run/x', 'tmp/x', 'media/cidata/x', 'root/x']);
 
-  const hash = createHash('sha256').update(kernel.release).update(init).update(agent.digest);
+  const hash = createHash('sha256').update(kernel.release).update(init).update(agent.digest).update(tools?.digest ?? 'no guest tools');
   for (const f of files) {
-    if (f.path.startsWith(agentRel)) continue; // covered by the artifact digest
+    if (f.path.startsWith(agentRel) || (toolsRel !== null && f.path.startsWith(toolsRel))) continue; // covered by their digests
     const st = await stat(f.source);
     hash.update(`${f.path}:${f.source}:${st.size}:${st.mtimeMs}:${f.mode}`);
   }
@@ -179,10 +188,12 @@ export async function buildPodVmImage(opts: BuildImageOptions): Promise<PodVmIma
     await rm(imageDir, { recursive: true, force: true });
     await rename(work, imageDir);
     await rm(agent.dir, { recursive: true, force: true });
+    if (tools !== null) await rm(tools.dir, { recursive: true, force: true });
     built = true;
     await pruneImages(join(cacheDir, 'images'), key);
   } else {
     await rm(agent.dir, { recursive: true, force: true });
+    if (tools !== null) await rm(tools.dir, { recursive: true, force: true });
   }
   const initrdBytes = (await stat(initrd)).size;
   return { kernelRelease: kernel.release, kernel: kernel.vmlinuz, initrd, initrdBytes, key, built, ms: Date.now() - t0 };

@@ -1,6 +1,6 @@
 // Command line for the pod VM image builder, for people and hack/ scripts:
 //   node dist/tools/podvm-image/main.js image              build (or reuse) the boot image, print it as JSON
-//   node dist/tools/podvm-image/main.js agent DIR [TAR]    the agent artifact alone (no lab tools), and a tarball
+//   node dist/tools/podvm-image/main.js agent DIR [TAR]    the agent artifact, and a tarball
 // The work is done by ./image.ts and ./agent-artifact.ts; this only parses arguments and prints.
 import { realExec } from '../../src/exec.js';
 import { buildAgentArtifact } from './agent-artifact.js';
