@@ -298,15 +298,8 @@ export async function writeSysctlsIn(ns: Netns, values: Readonly<Record<string, 
   await ns.run(['sysctl', '-q', '-w', ...args], `write sysctl ${args.join(' ')}`, iface);
 }
 
-/** One entry of `ip -json -details link show` (the fields we read). */
-export interface RawLink {
-  ifindex: number;
-  ifname: string;
-  mtu: number;
-  address?: string;
-  operstate: string;
-  flags: string[];
-  link?: string;
+/** One entry of `ip -json -details link show` (the fields we read): a Link's, with the kind nested. */
+export interface RawLink extends Omit<Link, 'kind'> {
   link_type?: string;
   link_netnsid?: number;
   linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };

@@ -7,6 +7,9 @@ import type { Exec } from '../../src/exec.js';
 import type { Device } from '../../src/wireguard/config.js';
 import { type PodStore, type WireguardPodRecord } from '../../src/state/store.js';
 import { TunnelService, type TunnelServiceDeps } from '../../src/sidecar/service.js';
+import type { NetnsFactory } from '../../src/netns/netns.js';
+import type { WorkerTunnelDriver } from '../../src/tunnel/driver.js';
+import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
 import { generateKeyPair, generatePresharedKey } from '../../src/wireguard/keys.js';
 import { FakeBackend } from '../fakes/backend.js';
 import { wireguardRecord } from '../support/pod-records.js';
@@ -109,4 +112,23 @@ export function testService(
 ): TunnelService {
   const { timing, ...deps } = parts;
   return new TunnelService({ ...deps, ...timing, defaultTunnelType: 'wireguard' });
+}
+
+/**
+ * TunnelService over the real WireGuard worker driver (and no VXLAN driver) on the given fakes;
+ * `worker` may wrap the driver the registry hands out (to slow a verb down, say).
+ */
+export function serviceOverRealDriver(o: {
+  backend: FakeBackend;
+  netns: NetnsFactory;
+  store: PodStore;
+  log: Logger;
+  clock: () => number;
+  timing: Pick<TunnelServiceDeps, 'tickMs' | 'idleProbeMs' | 'fastNudgeWindowMs'>;
+  worker?: (driver: WireguardWorkerDriver) => WorkerTunnelDriver;
+}): TunnelService {
+  const { worker: wrap, ...parts } = o;
+  const wireguard = new WireguardWorkerDriver({ backend: o.backend, netns: o.netns, store: o.store });
+  const worker = wrap?.(wireguard) ?? wireguard;
+  return testService({ ...parts, wireguard, registry: { wireguard: { worker: () => worker }, vxlan: {} } });
 }

@@ -19,9 +19,7 @@ import { netnsFactory } from '../../src/netns/netns.js';
 import { TunnelService } from '../../src/sidecar/service.js';
 import { checkedPodStore } from '../../src/state/phase.js';
 import { FilePodStore, podIdOf } from '../../src/state/store.js';
-import type { TunnelRegistry } from '../../src/tunnel/registry.js';
-import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
-import { capturingLogger, nsenterExec, ScriptedBackend, seedReadyPod, testService, type NetnsAnswer } from './fakes.js';
+import { capturingLogger, nsenterExec, ScriptedBackend, seedReadyPod, serviceOverRealDriver, type NetnsAnswer } from './fakes.js';
 
 const SEED = Number(process.env['FAULT_SEED'] ?? 20261129);
 const RUNS = Number(process.env['FAULT_RUNS'] ?? 40);
@@ -68,20 +66,8 @@ async function run(events: Event[]): Promise<void> {
   const nf = netnsFactory(nsenterExec(answers));
   const { log, lines } = capturingLogger();
   let now = 1_000_000;
-  const newService = (): TunnelService => {
-    const wireguard = new WireguardWorkerDriver({ backend, netns: nf, store });
-    const registry: TunnelRegistry = { wireguard: { worker: () => wireguard }, vxlan: {} };
-    return testService({
-      registry,
-      wireguard,
-      backend,
-      netns: nf,
-      store,
-      log,
-      clock: () => now,
-      timing: { tickMs: 250, idleProbeMs: 1000, fastNudgeWindowMs: 300_000 },
-    });
-  };
+  const newService = (): TunnelService =>
+    serviceOverRealDriver({ backend, netns: nf, store, log, clock: () => now, timing: { tickMs: 250, idleProbeMs: 1000, fastNudgeWindowMs: 300_000 } });
   // Every pod starts ready, with its device up and its keys kept.
   for (const netns of PODS) {
     const record = await seedReadyPod(raw, netns);

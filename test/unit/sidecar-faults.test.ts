@@ -12,12 +12,11 @@ import { TunnelService } from '../../src/sidecar/service.js';
 import { drainServers } from '../../src/sidecar/shutdown.js';
 import { FilePodStore, podIdOf, type WireguardPodRecord } from '../../src/state/store.js';
 import type { PodNetwork } from '../../src/podnetwork/types.js';
-import type { TunnelRegistry } from '../../src/tunnel/registry.js';
 import { WireguardWorkerDriver } from '../../src/tunnel/wireguard/worker.js';
 import { generateKeyPair, PublicKey } from '../../src/wireguard/keys.js';
 import type { Peer } from '../../src/wireguard/config.js';
 import { podNetworkOf } from '../support/pod-network.js';
-import { capturingLogger, nsenterExec, podNetnsExec, ScriptedBackend, seedReadyPod, testService, type NetnsAnswer } from './fakes.js';
+import { capturingLogger, nsenterExec, podNetnsExec, ScriptedBackend, seedReadyPod, serviceOverRealDriver, type NetnsAnswer } from './fakes.js';
 
 const NETNS = '/run/netns/pwt-faults-a';
 const ID = podIdOf(NETNS);
@@ -49,35 +48,27 @@ async function rig(opts: { tickMs?: number; slowInspectMs?: number } = {}): Prom
   const netns = new Map<string, NetnsAnswer>([[NETNS, 'present']]);
   const execCalls: string[] = [];
   const nf = netnsFactory(nsenterExec(netns, execCalls));
-  const wireguard = new WireguardWorkerDriver({ backend, netns: nf, store });
   const slow = opts.slowInspectMs;
-  const registry: TunnelRegistry = {
-    wireguard: {
-      worker: () =>
-        slow === undefined
-          ? wireguard
-          : {
-              type: 'wireguard',
-              inspect: async () => {
-                await new Promise((r) => setTimeout(r, slow));
-                return podNetworkOf(generateKeyPair().publicKey);
-              },
-              setup: (req) => wireguard.setup(req),
-              teardown: (req) => wireguard.teardown(req),
-            },
-    },
-    vxlan: {},
-  };
   let now = 1_000_000;
-  const service = testService({
-    registry,
-    wireguard,
+  const service = serviceOverRealDriver({
     backend,
     netns: nf,
     store,
     log,
     clock: () => now,
     timing: { tickMs: opts.tickMs ?? 250, idleProbeMs: 0, fastNudgeWindowMs: 0 },
+    worker: (wireguard) =>
+      slow === undefined
+        ? wireguard
+        : {
+            type: 'wireguard',
+            inspect: async () => {
+              await new Promise((r) => setTimeout(r, slow));
+              return podNetworkOf(generateKeyPair().publicKey);
+            },
+            setup: (req) => wireguard.setup(req),
+            teardown: (req) => wireguard.teardown(req),
+          },
   });
   await seedReadyPod(store, NETNS);
   return { service, backend, store, netns, execCalls, lines, advance: (ms) => (now += ms), now: () => now };
