@@ -34,7 +34,13 @@ export function makeWorker(rt: Runtime, o: WorkerOptions): Worker {
     }),
   );
   const wireguard = new WireguardWorkerDriver(
-    { backend: rt.backend, netns: rt.netns, store, ...(o.onStep ? { onStep: o.onStep } : {}) },
+    {
+      backend: rt.backend,
+      netns: rt.netns,
+      store,
+      onDeviceChange: (c) => rt.log.info({ netns: c.netns, device: c.device, reasons: c.reasons }, 'WireGuard device differed from the record: rewritten'),
+      ...(o.onStep ? { onStep: o.onStep } : {}),
+    },
     {
       ...(o.listenPort === undefined ? {} : { listenPort: o.listenPort }),
       ...(o.keepalive === undefined ? {} : { keepalive: o.keepalive }),

@@ -11,7 +11,7 @@ import { PeerpodError } from '../../src/errors.js';
 import type { WorkerSetupRequest } from '../../src/tunnel/driver.js';
 import { VxlanWorkerDriver, VXLAN_SETUP_STEPS } from '../../src/tunnel/vxlan/worker.js';
 import { NOTRACK_CHAINS } from '../../src/tunnel/vxlan/notrack.js';
-import { SETUP_STEPS, WireguardWorkerDriver, type SetupStep } from '../../src/tunnel/wireguard/worker.js';
+import { SETUP_STEPS, WireguardWorkerDriver, type DeviceChangeEvent, type SetupStep } from '../../src/tunnel/wireguard/worker.js';
 import { POD_ROUTE_TABLE } from '../../src/tunnel/wireguard/worker-plumbing.js';
 import { podIdOf, type PodRecord } from '../../src/state/store.js';
 import type { Device } from '../../src/wireguard/config.js';
@@ -143,6 +143,31 @@ describe('WireguardWorkerDriver (fakes, no root)', () => {
     await driver.setup({ ...req, podVmIPs: ['203.0.113.20'] });
     expect(deviceOf(l, rec.device).peers[0]?.endpoint).toBe('203.0.113.20:51900');
     expect((await l.store.read(rec.id))?.podVmIPs).toEqual(['203.0.113.20']);
+  });
+
+  it('tells onDeviceChange why it rewrote a device that differed, naming no key; a fresh setup and a clean re-run are no change', async () => {
+    const changes: DeviceChangeEvent[] = [];
+    const driver = new WireguardWorkerDriver({
+      backend: l.backend,
+      netns: l.world.factory(),
+      store: l.store,
+      onDeviceChange: (c) => changes.push(c),
+    });
+    const req = await inspectedRequest(l, driver);
+    const rec = await driver.setup(req);
+    await driver.setup(req);
+    expect(changes).toEqual([]);
+    const peer = deviceOf(l, rec.device).peers[0]!;
+    peer.persistentKeepalive = 0; // someone changed the live device by hand
+    await driver.setup({ ...req, podVmIPs: ['203.0.113.20'] });
+    expect(changes).toEqual([
+      { netns: l.pod, device: rec.device, reasons: expect.arrayContaining([expect.stringMatching(/endpoint rewritten: CAA gave new pod VM IPs/), expect.stringMatching(/keepalive/)]) },
+    ]);
+    const said = JSON.stringify(changes);
+    for (const key of [await l.store.readKey(rec.id, 'worker'), await l.store.readKey(rec.id, 'psk', 'preshared key')]) {
+      expect(key).not.toBeNull();
+      expect(said).not.toContain(key!.reveal());
+    }
   });
 
   it.each(SETUP_STEPS.map((s) => [s]))('converges on a re-run after a crash right after step "%s"', async (step) => {

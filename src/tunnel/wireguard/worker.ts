@@ -30,7 +30,7 @@ import { WorkerLifecycle, type RemovalCause, type WorkerLifecycleDeps } from '..
 import { workerDeviceName } from './names.js';
 import { WIREGUARD_OVERHEAD, checkIpv6Mtu, tunnelMtu, wireguardOf } from './tunnel-section.js';
 import { applyWorker, observeWorker } from './worker-apply.js';
-import { allowedIPsOf, desiredOf, endpointFor, planWorker, podIPsOf, zoneOf, type ConvergeStep } from './worker-plan.js';
+import { allowedIPsOf, desiredOf, endpointFor, planWorker, podIPsOf, zoneOf, type ConvergeStep, type WorkerAction } from './worker-plan.js';
 import { removePodPlumbing } from './worker-plumbing.js';
 
 export { SETUP_STEPS, type SetupStep } from './worker-plan.js';
@@ -38,8 +38,21 @@ export { SETUP_STEPS, type SetupStep } from './worker-plan.js';
 export const DEFAULT_LISTEN_PORT = 51900;
 export const DEFAULT_KEEPALIVE = 25;
 
+/** A device rewritten or replaced because it differed from the pod's record, and why (no key in a reason). */
+export interface DeviceChangeEvent {
+  netns: string;
+  device: string;
+  reasons: string[];
+}
+
 export interface WorkerDriverDeps extends WorkerLifecycleDeps<ConvergeStep> {
   backend: WireGuardBackend;
+  /**
+   * Told when converge rewrites a device's WireGuard config, or replaces a device, because it
+   * differed; never for a fresh device or one already right. The driver decides nothing with
+   * it: the entry point logs it (Kilo's "rewritten only when it differs, with the reason").
+   */
+  onDeviceChange?: (change: DeviceChangeEvent) => void;
 }
 
 export interface WireguardWorkerOptions {
@@ -69,10 +82,11 @@ export class WireguardWorkerDriver extends WorkerLifecycle<WireguardPodRecord, C
   readonly #listenPort: number;
   readonly #keepalive: number;
   readonly #maxMtu: number;
-
+  readonly #onDeviceChange: ((change: DeviceChangeEvent) => void) | undefined;
   constructor(deps: WorkerDriverDeps, opts: WireguardWorkerOptions = {}) {
     super(deps);
     this.#backend = deps.backend;
+    this.#onDeviceChange = deps.onDeviceChange;
     this.#listenPort = opts.listenPort ?? DEFAULT_LISTEN_PORT;
     this.#keepalive = opts.keepalive ?? DEFAULT_KEEPALIVE;
     this.#maxMtu = opts.maxMtu ?? 65535;
@@ -313,8 +327,18 @@ export class WireguardWorkerDriver extends WorkerLifecycle<WireguardPodRecord, C
     const io = { backend: this.#backend, netns: this.netns };
     const actions = planWorker(desired, await observeWorker(io, desired));
     await applyWorker(io, desired, actions, (s) => this.step(s));
+    this.reportChanges(record, actions);
     return { created: actions.some((a) => a.do === 'move-device') };
   }
+  private reportChanges(record: WireguardPodRecord, actions: readonly WorkerAction[]): void {
+    const report = this.#onDeviceChange;
+    if (report === undefined) return;
+    // A device created in this run is configured from nothing: that is setup, not a change.
+    if (actions.some((a) => a.do === 'create-device') && !actions.some((a) => a.do === 'delete-device')) return;
+    const reasons = actions.flatMap((a) => (a.do === 'delete-device' ? [a.reason] : a.do === 'configure-device' ? a.reasons : []));
+    if (reasons.length > 0) report({ netns: record.netns, device: record.device, reasons });
+  }
+
   /**
    * Start a fresh handshake now. WireGuard sends at most one initiation per peer every 5 s
    * (REKEY_TIMEOUT), and gives up after 90 s; a peer that is removed and added again has no such
