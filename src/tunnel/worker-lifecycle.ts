@@ -12,7 +12,7 @@
 //
 // What a tunnel is and how its data plane is built, inspected and removed is the drivers' business
 // (wireguard/worker.ts, vxlan/worker.ts); the state diagram of a pod's phases is drawn in
-// wireguard/worker.ts.
+// ../state/phase.ts, which every record write is checked against.
 import { PeerpodError, isPeerpodError } from '../errors.js';
 import type { NetnsFactory } from '../netns/netns.js';
 import type { PodNetwork, TunnelType } from '../podnetwork/types.js';

@@ -1,10 +1,8 @@
 // The worker side of the `vxlan` tunnel, at parity with CAA's vxlan tunneler (workernode.go), with
 // the VNI kept in the pod's record instead of in memory.
 //
-//   inspect ──▶ [inspected] ──setup──▶ [setting-up] ──ok──▶ [ready]
-//                   ▲                      │ fail: roll back the network, keep the record (and VNI)
-//                   └──────────────────────┘
-//   teardown (from any phase, or none): remove everything, then the state folder. Idempotent.
+// The phases a pod's record goes through are drawn and enforced in ../../state/phase.ts; a failed
+// setup rolls the network back and keeps the record (and its VNI).
 //
 // inspect reads the pod netns, gives the pod a VNI (the one it already has, or the lowest free one
 // at or above the minimum, see vni.ts) and returns the pod-network for apf.json with the worker's

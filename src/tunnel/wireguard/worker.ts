@@ -1,13 +1,8 @@
 // The worker side of the `wireguard` tunnel: the three verbs CAA calls, per pod netns.
 //
-//   inspect (netns known) ─────────────────────┐
-//   configure (CAA's; no netns) ─▶ pending/ ───┤ setup names the netns (recordFor)
-//                                              ▼
-//                                         [inspected] ──setup──▶ [setting-up] ──ok──▶ [ready]
-//                                              ▲                      │ fail: roll back the network, keep the keys
-//                                              └──────────────────────┘
-//   any phase ──pod netns confirmed gone (sidecar)──▶ [orphaned]: no data plane, keys kept
-//   teardown (from any phase, or none): remove everything, then the state folder. Idempotent.
+// inspect knows the pod netns and writes the pod's record at once; CAA's configure does not know it
+// yet, so its tunnel waits in pending/ until setup names the netns and adopts it (recordFor).
+// The phases a pod's record goes through, and why, are drawn and enforced in ../../state/phase.ts.
 //
 // inspect reads the pod netns, makes the pod's key pairs and a preshared key, keeps the worker's
 // private key in the state folder (0600) and returns the tunnel section for apf.json (with the
