@@ -429,7 +429,7 @@ describe('round trip (property)', () => {
   const byte = fc.integer({ min: 0, max: 255 });
   const masked = (bytes: number[], length: number) =>
     bytes.map((b, i) => b & ((0xff << (8 - Math.max(0, Math.min(8, length - 8 * i)))) & 0xff));
-  // Written independently of src/podnetwork/ip.ts, and deliberately not canonical for IPv6.
+  // Written independently of src/ip.ts, and deliberately not canonical for IPv6.
   const v4 = (bytes: number[]) => bytes.join('.');
   const v6 = (bytes: number[], upper: boolean) => {
     const groups = Array.from({ length: 8 }, (_, i) => ((bytes[2 * i]! << 8) | bytes[2 * i + 1]!).toString(16).padStart(4, '0'));
